@@ -1,0 +1,38 @@
+# The two commands of the README: `make repro` (whole pipeline on real MNIST) and `make test`.
+# Both create .venv and install the project into it on first use.
+VENV ?= .venv
+PYTHON ?= python3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+UI_PORT ?= 5000
+
+.PHONY: setup repro test lint format ui bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+repro: setup  ## run the pipeline; only what changed is rebuilt
+	dvc repro
+
+test: setup lint  ## unit tests and real end-to-end pipeline runs on tiny params
+	pytest
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff check --fix .
+	ruff format .
+
+ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only
+	mlflow server --host 127.0.0.1 --port $(UI_PORT) \
+		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db --artifacts-destination $(CURDIR)/mlartifacts
+
+clean:  ## remove the venv and the local MLflow store (DVC outputs stay: use `dvc gc`)
+	rm -rf $(VENV) mlflow.db mlartifacts

@@ -1,0 +1,123 @@
+"""MNIST on disk: torchvision's own download (mirrors, MD5 checks, progress bar), then split tensors.
+
+The processed splits are float32 tensors in [0, 1], the reconstruction target of both decoders.
+The seed's Normalize((0.1307,), (0.3081,)) is not applied to targets: a Sigmoid cannot reach them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torchvision.datasets import MNIST
+from torchvision.datasets.utils import check_integrity
+
+from vaebench.io import atomic_path
+
+SPLITS = ("train", "val", "test")
+
+
+class DownloadError(RuntimeError):
+    """No mirror delivered a file with torchvision's MD5; names the file and every mirror tried."""
+
+
+def mirror_from_env() -> str | Path | None:
+    """`MNIST_MIRROR` as a URL or an existing directory; None means torchvision's own mirrors."""
+    mirror = os.environ.get("MNIST_MIRROR", "").strip()
+    if not mirror:
+        return None
+    parsed = urlparse(mirror)
+    if parsed.scheme in ("http", "https"):
+        return mirror.rstrip("/") + "/"
+    # A relative directory is relative to where the user started DVC (DVC_ROOT), not the
+    # temporary copy that `dvc exp run --queue` executes in.
+    path = Path(parsed.path if parsed.scheme == "file" else mirror)
+    path = (Path(os.environ.get("DVC_ROOT", ".")) / path).resolve()
+    if not path.is_dir():
+        raise DownloadError(f"MNIST_MIRROR={mirror!r} is neither an http(s) URL nor an existing directory ({path})")
+    return path
+
+
+def _copy_verified(mirror: Path, raw_folder: Path) -> None:
+    """Copy the four files from a directory mirror, each checked against torchvision's MD5.
+
+    torchvision's downloader only streams http(s) (a file:// response has no length), so a
+    directory is copied here; MNIST(download=True) then finds valid archives and extracts them.
+    """
+    raw_folder.mkdir(parents=True)
+    for filename, md5 in MNIST.resources:
+        source = mirror / filename
+        if not source.is_file():
+            raise DownloadError(f"{filename} is missing from the mirror {mirror}")
+        shutil.copyfile(source, raw_folder / filename)
+        if not check_integrity(str(raw_folder / filename), md5):
+            raise DownloadError(f"{filename} from the mirror {mirror} is corrupt: its MD5 is not torchvision's {md5}")
+
+
+def download(root: Path, mirror: str | Path | None = None) -> None:
+    """Fetch and verify the four MNIST files into `root` (torchvision's layout: root/MNIST/raw).
+
+    Downloads into a temporary directory renamed over `root` only when every MD5 passed, so a
+    failed or interrupted download leaves nothing half-written.
+    """
+    # A subclass, not a patch of MNIST.mirrors: the global class stays as torchvision ships it.
+    # It keeps the name MNIST because torchvision derives the folder name from the class name.
+    # For a directory, the verified copies are already in place and torchvision skips the fetch.
+    mirrors = [mirror.as_uri() + "/" if isinstance(mirror, Path) else mirror] if mirror else list(MNIST.mirrors)
+    dataset_class = type("MNIST", (MNIST,), {"mirrors": mirrors})
+    with atomic_path(root) as tmp:
+        if isinstance(mirror, Path):
+            _copy_verified(mirror, tmp / "MNIST" / "raw")
+        try:
+            dataset_class(tmp, train=True, download=True)
+        except RuntimeError as exc:
+            raise DownloadError(f"MNIST download failed (mirrors tried: {', '.join(mirrors)})\n{exc}") from None
+
+
+def split(raw_root: Path, val_size: int, subset: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Seeded validation split from the 60k training images; the 10k test set untouched.
+
+    Returns images as N x 1 x 28 x 28 float32 in [0, 1] and labels as int64, per split.
+    """
+    train, test = MNIST(raw_root, train=True), MNIST(raw_root, train=False)
+    order = torch.randperm(len(train.data), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if subset:
+        train_idx = train_idx[:subset]
+    to_float = lambda images: images.unsqueeze(1).float().div_(255.0)  # noqa: E731
+    return {
+        "train": (to_float(train.data[train_idx]), train.targets[train_idx]),
+        "val": (to_float(train.data[val_idx]), train.targets[val_idx]),
+        "test": (to_float(test.data), test.targets),
+    }
+
+
+def data_summary(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    """Counts per split and class, and the training pixels' mean and std (metrics/data.json)."""
+    train_images = splits["train"][0]
+    return {
+        "counts": {
+            name: {"total": len(labels), **{str(c): int((labels == c).sum()) for c in range(10)}}
+            for name, (_, labels) in splits.items()
+        },
+        "train_pixel_mean": round(train_images.mean().item(), 6),
+        "train_pixel_std": round(train_images.std().item(), 6),
+    }
+
+
+def save_splits(splits: dict[str, tuple[torch.Tensor, torch.Tensor]], directory: Path) -> None:
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
+        for name, (images, labels) in splits.items():
+            torch.save({"images": images, "labels": labels}, tmp / f"{name}.pt")
+
+
+def load_split(
+    directory: str | Path, name: str, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of one split, moved to `device` once: training draws batches by index."""
+    blob = torch.load(Path(directory) / f"{name}.pt", map_location=device, weights_only=True)
+    return blob["images"], blob["labels"]

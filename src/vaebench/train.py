@@ -1,0 +1,126 @@
+"""One training loop for every architecture.
+
+The whole split lives on the device as one tensor and batches are drawn by shuffled indices: no
+DataLoader, no per-item transforms, no worker processes. Loss sums stay on the device and are read
+once per epoch, so nothing forces a device sync every step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from vaebench.loss import Recon, vae_loss
+from vaebench.models.base import VAE
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; training stops at once rather than writing a broken model."""
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Per-image figures of one epoch: the row of metrics/train/<arch>.csv and the MLflow metrics."""
+
+    epoch: int
+    train_loss: float
+    train_recon: float
+    train_kl: float
+    val_loss: float
+    val_recon: float
+    val_kl: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    batch_size: int,
+    recon: Recon,
+    kl_weight: float,
+    generator: torch.Generator,
+    epoch: int,
+) -> list[float]:
+    model.train()
+    totals = torch.zeros(3, device=images.device)
+    order = torch.randperm(len(images), generator=generator).to(images.device)
+    batches = order.split(batch_size)
+    for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None)):
+        x = images[idx]
+        logits, mu, logvar = model(x)
+        terms = vae_loss(logits, x, mu, logvar, recon, kl_weight)
+        optimizer.zero_grad(set_to_none=True)
+        (terms.loss / len(x)).backward()
+        optimizer.step()
+        totals += torch.stack(terms).detach()
+        # A cheap check every 100 steps and at the end; a NaN stays NaN in the running sum.
+        if (step % 100 == 99 or step == len(batches) - 1) and not torch.isfinite(totals).all():
+            raise NonFiniteLossError(
+                f"loss is not finite at epoch {epoch}, batch {step + 1} or the 99 before it"
+                " (try a lower train.lr, or loss.recon = bce)"
+            )
+    return (totals / len(images)).tolist()
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: VAE, images: torch.Tensor, recon: Recon, kl_weight: float, batch_size: int = 1000
+) -> list[float]:
+    """Per-image (loss, recon, kl) with one sampled z per image, in eval mode."""
+    model.eval()
+    totals = torch.zeros(3, device=images.device)
+    for x in images.split(batch_size):
+        logits, mu, logvar = model(x)
+        totals += torch.stack(vae_loss(logits, x, mu, logvar, recon, kl_weight))
+    return (totals / len(images)).tolist()
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, images: torch.Tensor) -> torch.Tensor:
+    """Deterministic reconstructions (decoded posterior means) in eval mode, on the CPU."""
+    model.eval()
+    mu, _ = model.encode(images)
+    return model.decode(mu).cpu()
+
+
+def fit(
+    model: VAE,
+    train_images: torch.Tensor,
+    val_images: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    recon: Recon,
+    kl_weight: float,
+    seed: int,
+    on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
+) -> list[EpochMetrics]:
+    """Adam on the per-image loss; calls `on_epoch` after each epoch (logging, snapshots)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        train = _train_epoch(model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch)
+        val = evaluate_loss(model, val_images, recon, kl_weight)
+        if not all(math.isfinite(v) for v in val):
+            raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")
+        metrics = EpochMetrics(epoch, *train, *val, seconds=time.perf_counter() - start)
+        history.append(metrics)
+        print(
+            f"epoch {epoch:3d}/{epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
+            f"  (recon {metrics.val_recon:.3f}, kl {metrics.val_kl:.3f})  {metrics.seconds:.1f}s",
+            flush=True,
+        )
+        on_epoch(metrics)
+    return history

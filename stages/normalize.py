@@ -1,0 +1,20 @@
+"""Stage normalize: [0, 1] float tensors, a seeded validation split, and metrics/data.json."""
+
+from pathlib import Path
+
+from vaebench.data import data_summary, save_splits, split
+from vaebench.io import write_json
+from vaebench.params import load_params
+from vaebench.stage import run_stage
+
+
+def main() -> None:
+    params = load_params().data
+    splits = split(Path("data/raw"), val_size=params.val_size, subset=params.subset, seed=params.seed)
+    save_splits(splits, Path("data/processed"))
+    write_json("metrics/data.json", data_summary(splits))
+    print(", ".join(f"{name}: {len(labels)}" for name, (_, labels) in splits.items()))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,37 @@
+"""Shared fixtures: the MNIST mirror from the environment, and tiny MNIST files in the real format."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> Path:
+    """The directory named by MNIST_MIRROR (CI sets it to ../shared/mnist)."""
+    mirror = os.environ.get("MNIST_MIRROR")
+    if not mirror or not Path(mirror).is_dir():
+        pytest.skip("MNIST_MIRROR is not set to a directory holding the four MNIST .gz files")
+    return Path(mirror).resolve()
+
+
+def write_idx(path: Path, data: torch.Tensor) -> None:
+    """An IDX file (the format of the MNIST files): magic, dims, then the uint8 values."""
+    header = struct.pack(">HBB", 0, 0x08, data.dim()) + struct.pack(f">{data.dim()}I", *data.shape)
+    path.write_bytes(header + data.numpy().tobytes())
+
+
+@pytest.fixture
+def tiny_mnist_root(tmp_path: Path) -> Path:
+    """torchvision's extracted MNIST layout with 300 training and 50 test images of random pixels."""
+    raw = tmp_path / "raw" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for prefix, n in (("train", 300), ("t10k", 50)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=generator).byte())
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", (torch.arange(n) % 10).byte())
+    return tmp_path / "raw"
