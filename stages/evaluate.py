@@ -13,6 +13,10 @@ from vaebench.stage import run_stage
 from vaebench.tracking import resumed_run, use_experiment
 
 
+def _readable(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+
+
 def main() -> None:
     params = load_params()
     configure(params.train.seed, params.train.threads)
@@ -36,10 +40,11 @@ def main() -> None:
                 mlflow.log_metrics({f"test_{name}": value for name, value in figures.items()})
         print(f"{arch}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
-    table = pd.DataFrame(results).rename_axis("figure")
     with atomic_path("reports/compare.csv") as tmp:
-        table.to_csv(tmp, float_format="%.4f")
-    write_text("reports/compare.md", table.to_markdown(floatfmt=".4g") + "\n")
+        pd.DataFrame(results).rename_axis("figure").to_csv(tmp, float_format="%.6g")
+    readable = pd.DataFrame({arch: {k: _readable(v) for k, v in f.items()} for arch, f in results.items()})
+    markdown = readable.rename_axis("figure").to_markdown(colalign=("left", "right", "right"), disable_numparse=True)
+    write_text("reports/compare.md", markdown + "\n")
     write_json("metrics/eval.json", {arch: {k: round(v, 5) for k, v in f.items()} for arch, f in results.items()})
 
 

@@ -35,9 +35,17 @@ def test_repository_params_are_valid_and_complete() -> None:
         ({"loss": {"kl_weight": -1}}, r"loss\.kl_weight = -1"),
         ({"model": {"mlp": {"latent": 0}}}, r"model\.mlp\.latent = 0"),
         ({"model": {"cnn": {"channels": [16, 32]}}}, r"model\.cnn\.channels"),
+        ({"model": {"cnn": {"channels": [16, 0, 8]}}}, r"model\.cnn\.channels = \[16, 0, 8\]: every channel"),
         ({"evaluate": {"iwae_k": 0}}, r"evaluate\.iwae_k = 0"),
         ({"data": {"val_size": 60000}}, r"data\.val_size = 60000: .*less than or equal to 59000"),
-        ({"train": {"snapshot_epochs": [0, 5]}}, r"snapshot_epochs must be >= 1"),
+        (
+            {"train": {"snapshot_epochs": [0, 5]}},
+            r"train\.snapshot_epochs = \[0, 5\]: \[0\] outside the run; allowed: epochs 1\.\.20",
+        ),
+        (
+            {"train": {"epochs": 3, "snapshot_epochs": [1, 5]}},
+            r"train\.snapshot_epochs = \[1, 5\]: \[5\] outside the run",
+        ),
     ],
 )
 def test_invalid_params_name_key_value_and_allowed(raw: dict, expected: str) -> None:
@@ -53,7 +61,8 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_snapshots_within_run_end_at_last_epoch() -> None:
     assert parse_params({"train": {"epochs": 7}}).train.snapshots() == [1, 3, 5, 7]
-    assert parse_params({"train": {"epochs": 2, "snapshot_epochs": [5]}}).train.snapshots() == [2]
+    assert parse_params({"train": {"epochs": 50}}).train.snapshots() == [1, 3, 5, 10, 20, 30, 40, 50]
+    assert parse_params({"train": {"epochs": 4, "snapshot_epochs": [2]}}).train.snapshots() == [2, 4]
 
 
 def test_flat_params_align_model_sections_across_architectures() -> None:

@@ -24,7 +24,11 @@ def status_of(run_id: str) -> str:
 
 def test_store_and_artifacts_live_at_dvc_root(store: Path) -> None:
     assert tracking_uri() == f"sqlite:///{store / 'mlflow.db'}"
-    assert mlflow.get_experiment_by_name("tests").artifact_location == (store / "mlartifacts").as_uri()
+    experiment = mlflow.get_experiment_by_name("tests")
+    assert experiment.artifact_location == (store / "mlartifacts").as_uri()
+    with tracked_run(run_name="here") as run:
+        pass
+    assert run.info.experiment_id == experiment.experiment_id
 
 
 def test_tracking_uri_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

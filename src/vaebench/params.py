@@ -39,7 +39,7 @@ class CNNParams(_Section):
     @model_validator(mode="after")
     def _positive_channels(self) -> CNNParams:
         if min(self.channels) < 1:
-            raise ValueError(f"every channel count must be >= 1, got {list(self.channels)}")
+            raise ValueError(f"channels = {list(self.channels)}: every channel count must be >= 1")
         return self
 
 
@@ -53,24 +53,33 @@ class LossParams(_Section):
     kl_weight: float = Field(1.0, ge=0.0)
 
 
+SEED_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the seed's published grids
+
+
 class TrainParams(_Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = Field(0, ge=0)
-    snapshot_epochs: tuple[int, ...] = (1, 3, 5, 10, 20, 30, 40, 50)
+    snapshot_epochs: Literal["auto"] | tuple[int, ...] = "auto"
 
     @model_validator(mode="after")
-    def _snapshots_positive(self) -> TrainParams:
-        if any(e < 1 for e in self.snapshot_epochs):
-            raise ValueError(f"snapshot_epochs must be >= 1, got {list(self.snapshot_epochs)}")
+    def _snapshots_within_run(self) -> TrainParams:
+        if self.snapshot_epochs != "auto":
+            outside = [e for e in self.snapshot_epochs if not 1 <= e <= self.epochs]
+            if outside:
+                raise ValueError(
+                    f"snapshot_epochs = {list(self.snapshot_epochs)}: {outside} outside the run;"
+                    f" allowed: epochs 1..{self.epochs} (train.epochs), or 'auto'"
+                )
         return self
 
     def snapshots(self) -> list[int]:
-        """Snapshot epochs within this run; the last epoch is always one, so a montage ends there."""
-        return sorted({e for e in self.snapshot_epochs if e <= self.epochs} | {self.epochs})
+        """Snapshot epochs; 'auto' is the seed's list cut at `epochs`. The last epoch is always one."""
+        chosen = SEED_SNAPSHOT_EPOCHS if self.snapshot_epochs == "auto" else self.snapshot_epochs
+        return sorted({e for e in chosen if e <= self.epochs} | {self.epochs})
 
 
 class EvaluateParams(_Section):
@@ -118,11 +127,12 @@ def _describe(error: dict[str, Any]) -> str:
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
-    value = error.get("input")
     message = error["msg"]
+    if error["type"] == "value_error":  # a check across keys: its message names them and the values
+        return f"{key}.{message.removeprefix('Value error, ')}"
     if error["type"] == "literal_error":
         message = f"must be one of {message.removeprefix('Input should be ')}"
-    return f"{key} = {value!r}: {message}"
+    return f"{key} = {error.get('input')!r}: {message}"
 
 
 def parse_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:

@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def tracking_uri() -> str:
 
 
 def use_experiment(name: str) -> str:
-    """Point MLflow at the store and the experiment (created on first use); returns its id."""
+    """Point MLflow at the store and select the experiment (created on first use); returns its id."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
@@ -40,12 +40,10 @@ def use_experiment(name: str) -> str:
         # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns relative
         # to whatever directory the first run happened to start in.
         location = (repo_root() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        try:
-            return mlflow.create_experiment(name, artifact_location=location)
-        except MlflowException:  # another stage created it in the meantime
-            experiment = mlflow.get_experiment_by_name(name)
-            if experiment is None:
-                raise
+        with suppress(MlflowException):  # another stage may have created it in the meantime
+            mlflow.create_experiment(name, artifact_location=location)
+        experiment = mlflow.get_experiment_by_name(name)
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
 
 

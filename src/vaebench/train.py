@@ -40,7 +40,7 @@ class EpochMetrics:
         return asdict(self)
 
 
-def _train_epoch(
+def train_epoch(
     model: VAE,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
@@ -111,7 +111,7 @@ def fit(
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train = _train_epoch(model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch)
+        train = train_epoch(model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch)
         val = evaluate_loss(model, val_images, recon, kl_weight)
         if not all(math.isfinite(v) for v in val):
             raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")

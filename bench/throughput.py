@@ -1,0 +1,158 @@
+"""Training throughput, side by side: the seed's DataLoader loop, the project's trainer, the limit.
+
+For each architecture and batch size, in one process on one machine, images per second of:
+  1. original: torchvision MNIST with ToTensor + Normalize through a shuffled DataLoader (the seed);
+  2. trainer:  vaebench.train's epoch loop on device tensors, as the pipeline runs it;
+  3. limit:    forward + backward + Adam step on one batch already in memory, nothing else.
+Also the wall time of a no-op `dvc repro` and of each stage's start-up (its imports).
+Prints a table and writes the same figures to JSON. Run: `make bench` (needs data/raw, i.e. the
+download stage, or MNIST_MIRROR).
+
+    python bench/throughput.py [--images 6400] [--out bench/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from vaebench.data import download, mirror_from_env
+from vaebench.loss import vae_loss
+from vaebench.models import build_model
+from vaebench.runtime import resolve_device
+from vaebench.train import train_epoch
+
+STAGES = ("download", "normalize", "train", "evaluate", "render")
+
+
+def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.device) -> float:
+    """The seed's way: per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    loader = DataLoader(MNIST(raw, train=True, transform=tf), batch_size=batch, shuffle=True)
+    model = build_model(arch).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    seen, start = 0, time.perf_counter()
+    for x, _ in loader:
+        x = x.to(device)
+        logits, mu, logvar = model(x)
+        loss = vae_loss(logits, x, mu, logvar, "mse", 0.0002).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        seen += len(x)
+        if seen >= images:
+            break
+    _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def trainer(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> float:
+    model = build_model(arch).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    train_epoch(model, optimizer, data, batch, "bce", 1.0, generator, epoch=1)
+    _sync(device)
+    return len(data) / (time.perf_counter() - start)
+
+
+def limit(arch: str, batch: int, images: int, device: torch.device) -> float:
+    model = build_model(arch).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(batch, 1, 28, 28, device=device)
+    steps = max(images // batch, 1)
+    start = time.perf_counter()
+    for _ in range(steps):
+        logits, mu, logvar = model(x)
+        loss = vae_loss(logits, x, mu, logvar, "bce", 1.0).loss / batch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def stage_startup(stage: str) -> float:
+    """Seconds to start Python and import a stage script (run_path without __main__ runs no work)."""
+    return wall([sys.executable, "-c", f"import runpy; runpy.run_path('stages/{stage}.py')"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=6400, help="training images per measurement")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    raw = Path("data/raw")
+    if not (raw / "MNIST" / "raw").is_dir():
+        download(raw, mirror_from_env())
+    torch.manual_seed(0)
+    data = torch.rand(args.images, 1, 28, 28, device=device)
+
+    rows = []
+    for arch in ("mlp", "cnn"):
+        for batch in (32, 128):
+            limit(arch, batch, batch * 20, device)  # warm-up: allocator, kernels, thread pool
+            row = {
+                "arch": arch,
+                "batch": batch,
+                "original": original_loop(arch, raw, batch, args.images, device),
+                "trainer": trainer(arch, data, batch, device),
+                "limit": limit(arch, batch, args.images, device),
+            }
+            row["trainer/original"] = row["trainer"] / row["original"]
+            row["trainer/limit"] = row["trainer"] / row["limit"]
+            rows.append(row)
+            print(
+                f"{arch:4s} batch {batch:4d}: original {row['original']:8.0f}  trainer {row['trainer']:8.0f}"
+                f"  limit {row['limit']:8.0f} img/s   trainer/original {row['trainer/original']:5.2f}"
+                f"  trainer/limit {row['trainer/limit']:4.2f}",
+                flush=True,
+            )
+
+    startup = {stage: stage_startup(stage) for stage in STAGES}
+    noop = wall(["dvc", "repro"]) if Path("dvc.lock").exists() else None
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
+    if device.type == "cuda":
+        machine += f" ({torch.cuda.get_device_name()})"
+    results = {"machine": machine, "torch": torch.__version__, "throughput": rows, "stage_startup_s": startup}
+    results["noop_dvc_repro_s"] = noop
+
+    print(f"\nmachine: {machine}, torch {torch.__version__}")
+    print("| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['arch']} | {r['batch']} | {r['original']:.0f} | {r['trainer']:.0f} | {r['limit']:.0f}"
+            f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} |"
+        )
+    print("stage start-up (s): " + ", ".join(f"{s} {t:.2f}" for s, t in startup.items()))
+    print(f"no-op dvc repro: {noop:.2f} s" if noop is not None else "no-op dvc repro: skipped (no dvc.lock)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
