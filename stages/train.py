@@ -63,7 +63,8 @@ def main() -> None:
         history = fit(
             model, train_images, val_images,
             epochs=params.train.epochs, batch_size=params.train.batch_size, lr=params.train.lr,
-            recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=params.train.seed, on_epoch=on_epoch,
+            recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=params.train.seed,
+            compile=params.train.compile, amp=params.train.amp and device.type == "cuda", on_epoch=on_epoch,
         )  # fmt: skip
         train_seconds = time.perf_counter() - start
 

@@ -35,3 +35,18 @@ def tiny_mnist_root(tmp_path: Path) -> Path:
         write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=generator).byte())
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", (torch.arange(n) % 10).byte())
     return tmp_path / "raw"
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
+    """One copy of this project in a fresh git repository, shared by the end-to-end modules."""
+    from e2e import make_project
+
+    return make_project(tmp_path_factory.mktemp("vaebench"), mnist_mirror)
+
+
+@pytest.fixture(scope="session")
+def first_repro(project: Path) -> str:
+    from e2e import run
+
+    return run(project, "dvc", "repro")

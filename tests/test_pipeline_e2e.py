@@ -1,97 +1,20 @@
 """The real pipeline, end to end: `dvc repro` in a fresh git repository on tiny params.
 
-One project is built per module and the steps run in order: full run, no-op rerun, a CNN-only
-param change, an experiment. Each step asserts on what DVC and MLflow actually did.
+One project is built per session (conftest.py) and the steps run in order: full run, no-op rerun,
+a CNN-only param change, an experiment. Each step asserts on what DVC and MLflow actually did.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from mlflow.tracking import MlflowClient
+from e2e import ARCHS, EPOCHS, commit, mlflow_client, run, runs_by_name, set_params, stages_run
 
 from vaebench import load_model
 
-REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config"]
-EPOCHS = 2
-TINY = {
-    "data": {"subset": 600, "val_size": 500},
-    "train": {"epochs": EPOCHS, "batch_size": 64},
-    "evaluate": {"iwae_k": 2, "test_subset": 200},
-}
-ARCHS = ("mlp", "cnn")
 pytestmark = pytest.mark.e2e
-
-
-def set_params(project: Path, overrides: dict) -> None:
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        for key, value in values.items():
-            node = params[section]
-            *parents, leaf = key.split(".")
-            for parent in parents:
-                node = node[parent]
-            node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def run(project: Path, *command: str) -> str:
-    """Run a command in the project with this venv's tools first on PATH; fail with its output."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output}"
-    return output
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
-    project = tmp_path_factory.mktemp("vaebench")
-    for name in PROJECT_FILES:
-        source, target = REPO / name, project / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, target)
-    set_params(project, TINY)
-    os.environ["MNIST_MIRROR"] = str(mnist_mirror)
-    run(project, "git", "init", "-q", "-b", "main")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty")
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "project")
-    return project
-
-
-@pytest.fixture(scope="module")
-def first_repro(project: Path) -> str:
-    return run(project, "dvc", "repro")
-
-
-def mlflow_client(project: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-
-
-def runs_by_name(project: Path) -> dict:
-    client = mlflow_client(project)
-    experiment = client.get_experiment_by_name("vaebench")
-    runs = client.search_runs([experiment.experiment_id])
-    return {run.info.run_name: run for run in runs}
 
 
 def test_repro_runs_every_stage(first_repro: str) -> None:
@@ -131,20 +54,20 @@ def test_mlflow_holds_both_finished_runs(project: Path, first_repro: str) -> Non
     client = mlflow_client(project)
     runs = runs_by_name(project)
     assert set(runs) == set(ARCHS)
-    for arch, run in runs.items():
-        assert run.info.status == "FINISHED"
-        assert run.data.tags["arch"] == arch
-        assert len(run.data.tags["mlflow.source.git.commit"]) == 40
-        assert run.data.params["train.epochs"] == str(EPOCHS)
-        history = client.get_metric_history(run.info.run_id, "val_loss")
+    for arch, mlflow_run in runs.items():
+        assert mlflow_run.info.status == "FINISHED"
+        assert mlflow_run.data.tags["arch"] == arch
+        assert len(mlflow_run.data.tags["mlflow.source.git.commit"]) == 40
+        assert mlflow_run.data.params["train.epochs"] == str(EPOCHS)
+        history = client.get_metric_history(mlflow_run.info.run_id, "val_loss")
         assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
-        assert "test_nll_iwae" in run.data.metrics and "test_active_units" in run.data.metrics
-        images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+        assert "test_nll_iwae" in mlflow_run.data.metrics and "test_active_units" in mlflow_run.data.metrics
+        images = [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "images")]
         assert any("reconstructions" in path for path in images), images
-        figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
+        figures = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "figures")}
         assert {"loss_curves.png", f"{arch}_samples.png", f"{arch}_progress.png"} <= figures
         models = client.search_logged_models(
-            [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+            [mlflow_run.info.experiment_id], filter_string=f"source_run_id = '{mlflow_run.info.run_id}'"
         )
         assert len(models) == 1
 
@@ -175,8 +98,7 @@ def test_cnn_param_reruns_only_the_cnn_branch(project: Path, first_repro: str) -
 
 
 def test_experiment_run_and_show(project: Path, first_repro: str) -> None:
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "baseline")
+    commit(project, "baseline")
     output = run(project, "dvc", "exp", "run", "-n", "k3", "-S", "evaluate.iwae_k=3")
     assert stages_run(output) == {"evaluate"}, output
     shown = json.loads(run(project, "dvc", "exp", "show", "--json"))

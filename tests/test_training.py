@@ -39,8 +39,18 @@ def test_same_seed_same_result() -> None:
 
 
 def test_nan_stops_training_naming_epoch_and_batch() -> None:
+    """Batch 3 of 4 gets the NaN image (the shuffle is seeded); training stops in epoch 1."""
     images = blobs(128)
-    images[100] = float("nan")
+    order = torch.randperm(128, generator=torch.Generator().manual_seed(KW["seed"]))
+    images[order[70]] = float("nan")  # position 70 is in batch 3 of size 32
+    seen = []
+    with pytest.raises(NonFiniteLossError, match=r"not finite at epoch 1, batch 3;"):
+        fit(build_model("mlp", hidden=16, latent=2), images, blobs(32), epochs=2, on_epoch=seen.append, **KW)
+    assert seen == []
+
+
+def test_bfloat16_autocast_trains() -> None:
+    """The amp path (CUDA in the pipeline) runs the same loop; on the CPU autocast works as well."""
     torch.manual_seed(0)
-    with pytest.raises(NonFiniteLossError, match=r"not finite at epoch 1, batch 4"):
-        fit(build_model("mlp", hidden=16, latent=2), images, blobs(32), epochs=2, **KW)
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), epochs=2, amp=True, **KW)
+    assert history[-1].val_loss < history[0].val_loss

@@ -63,6 +63,8 @@ class TrainParams(_Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int = Field(0, ge=0)
+    compile: bool = False
+    amp: bool = False
     snapshot_epochs: Literal["auto"] | tuple[int, ...] = "auto"
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from vaebench.data import DownloadError
 from vaebench.params import ParamsError
 from vaebench.runtime import DeviceError
+from vaebench.tracking import Terminated
 from vaebench.train import NonFiniteLossError
 
 EXPECTED_ERRORS = (ParamsError, DownloadError, NonFiniteLossError, DeviceError)
@@ -20,4 +21,8 @@ def run_stage(main: Callable[[], None]) -> None:
     except EXPECTED_ERRORS as exc:
         sys.exit(f"error: {exc}")
     except KeyboardInterrupt:
-        sys.exit("interrupted: outputs left as they were")
+        print("interrupted: outputs left as they were", file=sys.stderr)
+        sys.exit(130)
+    except Terminated:
+        print("terminated: outputs left as they were", file=sys.stderr)
+        sys.exit(143)

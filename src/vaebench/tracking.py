@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; n
 
 import mlflow
 import torch
+from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
@@ -31,18 +33,30 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def use_experiment(name: str) -> str:
-    """Point MLflow at the store and select the experiment (created on first use); returns its id."""
+    """Point MLflow at the store and select the experiment (created on first use); returns its id.
+
+    A SQLite store is created or migrated under a file lock, then switched to WAL mode, so that
+    parallel stages (`dvc queue start -j 2`) neither race MLflow's migrations nor block readers.
+    """
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns relative
-        # to whatever directory the first run happened to start in.
-        location = (repo_root() / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
-        with suppress(MlflowException):  # another stage may have created it in the meantime
+    db = _sqlite_path(uri)
+    with FileLock(f"{db}.lock") if db else nullcontext():
+        if db:
+            with closing(sqlite3.connect(db)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+        experiment = mlflow.get_experiment_by_name(name)  # the first call creates the tables
+        if experiment is None:
+            # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns
+            # relative to whatever directory the first run happened to start in.
+            location = (repo_root() / "mlartifacts").as_uri() if db else None
             mlflow.create_experiment(name, artifact_location=location)
-        experiment = mlflow.get_experiment_by_name(name)
+            experiment = mlflow.get_experiment_by_name(name)
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
 

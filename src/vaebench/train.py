@@ -18,6 +18,8 @@ from tqdm import tqdm
 from vaebench.loss import Recon, vae_loss
 from vaebench.models.base import VAE
 
+CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
+
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or Inf; training stops at once rather than writing a broken model."""
@@ -49,26 +51,41 @@ def train_epoch(
     kl_weight: float,
     generator: torch.Generator,
     epoch: int,
+    forward: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
+    amp: bool = False,
 ) -> list[float]:
+    """One pass over `images` in shuffled batches; per-image (loss, recon, kl) of the epoch.
+
+    `forward` is the model or its torch.compile'd twin (same parameters); `amp` runs the forward
+    pass in bfloat16 autocast, which needs no gradient scaling.
+    """
+    forward = forward or model
     model.train()
-    totals = torch.zeros(3, device=images.device)
     order = torch.randperm(len(images), generator=generator).to(images.device)
     batches = order.split(batch_size)
+    # Per-step terms stay on the device; they are read every CHECK_EVERY steps, not every step.
+    terms_per_step = torch.empty(len(batches), 3, device=images.device)
     for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None)):
         x = images[idx]
-        logits, mu, logvar = model(x)
-        terms = vae_loss(logits, x, mu, logvar, recon, kl_weight)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits, mu, logvar = forward(x)
+        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), recon, kl_weight)
         optimizer.zero_grad(set_to_none=True)
         (terms.loss / len(x)).backward()
         optimizer.step()
-        totals += torch.stack(terms).detach()
-        # A cheap check every 100 steps and at the end; a NaN stays NaN in the running sum.
-        if (step % 100 == 99 or step == len(batches) - 1) and not torch.isfinite(totals).all():
-            raise NonFiniteLossError(
-                f"loss is not finite at epoch {epoch}, batch {step + 1} or the 99 before it"
-                " (try a lower train.lr, or loss.recon = bce)"
-            )
-    return (totals / len(images)).tolist()
+        terms_per_step[step] = torch.stack(terms).detach()
+        if step % CHECK_EVERY == CHECK_EVERY - 1 or step == len(batches) - 1:
+            _stop_if_not_finite(terms_per_step[: step + 1], epoch)
+    return (terms_per_step.sum(0) / len(images)).tolist()
+
+
+def _stop_if_not_finite(terms_per_step: torch.Tensor, epoch: int) -> None:
+    bad = (~torch.isfinite(terms_per_step).all(dim=1)).nonzero()
+    if len(bad):
+        raise NonFiniteLossError(
+            f"loss is not finite at epoch {epoch}, batch {int(bad[0]) + 1}; training stopped"
+            " (try a lower train.lr, or loss.recon = bce)"
+        )
 
 
 @torch.no_grad()
@@ -103,15 +120,25 @@ def fit(
     recon: Recon,
     kl_weight: float,
     seed: int,
+    compile: bool = False,
+    amp: bool = False,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
 ) -> list[EpochMetrics]:
-    """Adam on the per-image loss; calls `on_epoch` after each epoch (logging, snapshots)."""
+    """Adam on the per-image loss; calls `on_epoch` after each epoch (logging, snapshots).
+
+    `compile` trains through torch.compile (the saved model is the plain module, same weights);
+    `amp` is bfloat16 autocast for the training forward pass. Both are off by default: on a small
+    CPU model neither helps (see bench/throughput.py), on a GPU they can.
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    forward = torch.compile(model) if compile else model
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        train = train_epoch(model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch)
+        train = train_epoch(
+            model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch, forward=forward, amp=amp
+        )
         val = evaluate_loss(model, val_images, recon, kl_weight)
         if not all(math.isfinite(v) for v in val):
             raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")

@@ -1,0 +1,87 @@
+"""Helpers of the end-to-end tests: a copy of this project in a fresh git repository, and its tools."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config"]
+EPOCHS = 2
+TINY = {
+    "data": {"subset": 600, "val_size": 500},
+    "train": {"epochs": EPOCHS, "batch_size": 64},
+    "evaluate": {"iwae_k": 2, "test_subset": 200},
+}
+ARCHS = ("mlp", "cnn")
+GIT_USER = ("-c", "user.name=vaebench tests", "-c", "user.email=tests@vaebench.invalid")
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment with this venv's tools first on PATH and no tracking server unless given."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env | extra
+
+
+def run(project: Path, *command: str, **env: str) -> str:
+    """Run a command in the project; fail the test with its output if it fails."""
+    result = subprocess.run(command, cwd=project, env=tool_env(**env), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output}"
+    return output
+
+
+def commit(project: Path, message: str) -> None:
+    run(project, "git", "add", "-A")
+    run(project, "git", *GIT_USER, "commit", "-q", "--allow-empty", "-m", message)
+
+
+def set_params(project: Path, overrides: dict) -> None:
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in overrides.items():
+        for key, value in values.items():
+            node = params[section]
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                node = node[parent]
+            node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def make_project(root: Path, mirror: Path) -> Path:
+    """This project's pipeline files in a fresh git repository, with tiny params."""
+    for name in PROJECT_FILES:
+        source, target = REPO / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target)
+    set_params(root, TINY)
+    os.environ["MNIST_MIRROR"] = str(mirror)
+    run(root, "git", "init", "-q", "-b", "main")
+    commit(root, "project")
+    return root
+
+
+def mlflow_client(project: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_by_name(project: Path) -> dict:
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("vaebench")
+    return {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
