@@ -18,6 +18,7 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -105,8 +106,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
-    raw = Path("data/raw")
+    raw = Path("data/raw")  # the download stage's output, if the pipeline ran here
     if not (raw / "MNIST" / "raw").is_dir():
+        raw = Path(tempfile.mkdtemp(prefix="vaebench-bench-")) / "raw"
         download(raw, mirror_from_env())
     torch.manual_seed(0)
     data = torch.rand(args.images, 1, 28, 28, device=device)

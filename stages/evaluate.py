@@ -3,12 +3,12 @@
 import mlflow
 import pandas as pd
 
-from vaebench.data import load_split
 from vaebench.evaluate import evaluate_model
 from vaebench.io import atomic_path, read_json, write_json, write_text
 from vaebench.models import count_parameters, load_model
 from vaebench.params import ARCHITECTURES, load_params
 from vaebench.runtime import configure, resolve_device
+from vaebench.splits import load_split
 from vaebench.stage import run_stage
 from vaebench.tracking import resumed_run, use_experiment
 

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from vaebench.data import data_summary, save_splits, split
+from vaebench.data import data_summary, split
 from vaebench.io import write_json
 from vaebench.params import load_params
+from vaebench.splits import save_splits
 from vaebench.stage import run_stage
 
 

@@ -6,12 +6,12 @@ import mlflow
 import pandas as pd
 import torch
 
-from vaebench.data import load_split
 from vaebench.io import atomic_path, read_json
 from vaebench.models import load_model
 from vaebench.params import ARCHITECTURES, load_params
 from vaebench.render import save_loss_curves, save_prior_samples, save_progress_montage, save_reconstructions
 from vaebench.runtime import configure
+from vaebench.splits import load_split
 from vaebench.stage import run_stage
 from vaebench.tracking import resumed_run, use_experiment
 

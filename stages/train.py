@@ -9,12 +9,12 @@ import pandas as pd
 import torch
 from torchvision.utils import save_image
 
-from vaebench.data import load_split
 from vaebench.io import atomic_path, write_json
 from vaebench.models import REGISTRY, build_model, count_parameters, model_kwargs, save_model
 from vaebench.params import flat_params, load_params
 from vaebench.render import originals_over_reconstructions, to_pil
 from vaebench.runtime import configure, resolve_device
+from vaebench.splits import load_split
 from vaebench.stage import run_stage
 from vaebench.tracking import log_torch_model, provenance_tags, tracked_run, use_experiment
 from vaebench.train import EpochMetrics, fit, reconstruct

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from vaebench.data import DownloadError, data_summary, download, load_split, mirror_from_env, save_splits, split
+from vaebench.data import DownloadError, data_summary, download, mirror_from_env, split
+from vaebench.splits import load_split, save_splits
 
 
 def test_mirror_defaults_to_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,12 +15,12 @@ import torch
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity
 
+from vaebench.errors import StageError
 from vaebench.io import atomic_path
+from vaebench.splits import Splits
 
-SPLITS = ("train", "val", "test")
 
-
-class DownloadError(RuntimeError):
+class DownloadError(StageError):
     """No mirror delivered a file with torchvision's MD5; names the file and every mirror tried."""
 
 
@@ -77,7 +77,7 @@ def download(root: Path, mirror: str | Path | None = None) -> None:
             raise DownloadError(f"MNIST download failed (mirrors tried: {', '.join(mirrors)})\n{exc}") from None
 
 
-def split(raw_root: Path, val_size: int, subset: int, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def split(raw_root: Path, val_size: int, subset: int, seed: int) -> Splits:
     """Seeded validation split from the 60k training images; the 10k test set untouched.
 
     Returns images as N x 1 x 28 x 28 float32 in [0, 1] and labels as int64, per split.
@@ -95,7 +95,7 @@ def split(raw_root: Path, val_size: int, subset: int, seed: int) -> dict[str, tu
     }
 
 
-def data_summary(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+def data_summary(splits: Splits) -> dict:
     """Counts per split and class, and the training pixels' mean and std (metrics/data.json)."""
     train_images = splits["train"][0]
     return {
@@ -106,18 +106,3 @@ def data_summary(splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
         "train_pixel_mean": round(train_images.mean().item(), 6),
         "train_pixel_std": round(train_images.std().item(), 6),
     }
-
-
-def save_splits(splits: dict[str, tuple[torch.Tensor, torch.Tensor]], directory: Path) -> None:
-    with atomic_path(directory) as tmp:
-        tmp.mkdir()
-        for name, (images, labels) in splits.items():
-            torch.save({"images": images, "labels": labels}, tmp / f"{name}.pt")
-
-
-def load_split(
-    directory: str | Path, name: str, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images, labels) of one split, moved to `device` once: training draws batches by index."""
-    blob = torch.load(Path(directory) / f"{name}.pt", map_location=device, weights_only=True)
-    return blob["images"], blob["labels"]

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from vaebench.errors import StageError
+
 ARCHITECTURES = ("mlp", "cnn")
 
 
@@ -103,7 +105,7 @@ class Params(_Section):
     mlflow: MlflowParams = MlflowParams()
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """params.yaml does not match the schema; the message lists every problem."""
 
 

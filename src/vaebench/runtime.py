@@ -7,8 +7,10 @@ import random
 import numpy as np
 import torch
 
+from vaebench.errors import StageError
 
-class DeviceError(RuntimeError):
+
+class DeviceError(StageError):
     """train.device names a device this machine does not have."""
 
 

@@ -24,6 +24,8 @@ from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
+from vaebench.errors import Terminated
+
 
 def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
@@ -80,10 +82,6 @@ def provenance_tags(arch: str) -> dict[str, str]:
         if os.environ.get(var):
             tags[var.lower()] = os.environ[var]
     return tags
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so the run is closed as KILLED rather than left RUNNING."""
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from vaebench.errors import StageError
 from vaebench.loss import Recon, vae_loss
 from vaebench.models.base import VAE
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(StageError):
     """The loss became NaN or Inf; training stops at once rather than writing a broken model."""
 
 

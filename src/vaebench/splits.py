@@ -1,0 +1,30 @@
+"""The split tensors on disk (data/processed/<split>.pt): written by normalize, read by the rest.
+
+Separate from data.py so that stages which only read splits do not import torchvision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vaebench.io import atomic_path
+
+SPLITS = ("train", "val", "test")
+Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def save_splits(splits: Splits, directory: Path) -> None:
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
+        for name, (images, labels) in splits.items():
+            torch.save({"images": images, "labels": labels}, tmp / f"{name}.pt")
+
+
+def load_split(
+    directory: str | Path, name: str, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of one split, moved to `device` once: training draws batches by index."""
+    blob = torch.load(Path(directory) / f"{name}.pt", map_location=device, weights_only=True)
+    return blob["images"], blob["labels"]
