@@ -14,7 +14,7 @@ from vaebench.models import REGISTRY, build_model, count_parameters, model_kwarg
 from vaebench.params import flat_params, load_params
 from vaebench.render import originals_over_reconstructions, to_pil
 from vaebench.runtime import configure, resolve_device
-from vaebench.splits import load_split
+from vaebench.splits import binarized, load_split
 from vaebench.stage import run_stage
 from vaebench.tracking import log_torch_model, provenance_tags, tracked_run, use_experiment
 from vaebench.train import EpochMetrics, fit, reconstruct
@@ -32,6 +32,8 @@ def main() -> None:
 
     train_images, _ = load_split("data/processed", "train", device)
     val_images, _ = load_split("data/processed", "val", device)
+    if params.data.binarize:
+        val_images = binarized(val_images, params.data.seed)
     kwargs = model_kwargs(params, arch)
     model = build_model(arch, **kwargs)
     if params.data.standardize_input:
@@ -64,7 +66,8 @@ def main() -> None:
             model, train_images, val_images,
             epochs=params.train.epochs, batch_size=params.train.batch_size, lr=params.train.lr,
             recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=params.train.seed,
-            compile=params.train.compile, amp=params.train.amp and device.type == "cuda", on_epoch=on_epoch,
+            compile=params.train.compile, amp=params.train.amp and device.type == "cuda",
+            binarize=params.data.binarize, on_epoch=on_epoch,
         )  # fmt: skip
         train_seconds = time.perf_counter() - start
 

@@ -37,6 +37,11 @@ def test_repository_params_are_valid_and_complete() -> None:
         ({"model": {"cnn": {"channels": [16, 32]}}}, r"model\.cnn\.channels"),
         ({"model": {"cnn": {"channels": [16, 0, 8]}}}, r"model\.cnn\.channels = \[16, 0, 8\]: every channel"),
         ({"evaluate": {"iwae_k": 0}}, r"evaluate\.iwae_k = 0"),
+        (
+            {"data": {"binarize": True}, "loss": {"recon": "mse"}},
+            r"  - data\.binarize = true: needs loss\.recon = 'bce'",
+        ),
+        ({"judge": {"epochs": 0}}, r"judge\.epochs = 0"),
         ({"data": {"val_size": 60000}}, r"data\.val_size = 60000: .*less than or equal to 59000"),
         (
             {"train": {"snapshot_epochs": [0, 5]}},

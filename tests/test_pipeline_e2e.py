@@ -13,12 +13,15 @@ import pytest
 from e2e import ARCHS, EPOCHS, commit, mlflow_client, run, runs_by_name, set_params, stages_run
 
 from vaebench import load_model
+from vaebench.report import FIGURES
 
 pytestmark = pytest.mark.e2e
 
 
 def test_repro_runs_every_stage(first_repro: str) -> None:
-    assert stages_run(first_repro) == {"download", "normalize", "train@mlp", "train@cnn", "evaluate", "render"}
+    assert stages_run(first_repro) == {
+        "download", "normalize", "judge", "train@mlp", "train@cnn", "evaluate", "render", "report"
+    }  # fmt: skip
 
 
 def test_outputs(project: Path, first_repro: str) -> None:
@@ -38,13 +41,17 @@ def test_outputs(project: Path, first_repro: str) -> None:
         ]
     figures = json.loads((project / "metrics" / "eval.json").read_text())
     for arch in ARCHS:
-        assert {"neg_elbo", "nll_iwae", "mse_per_pixel", "active_units", "n_params"} <= figures[arch].keys()
-        assert figures[arch]["nll_iwae"] > 0
-    assert "| neg_elbo" in (project / "reports" / "compare.md").read_text()
+        assert set(FIGURES) <= figures[arch].keys()
+        assert figures[arch]["nll_iwae"] > 0 and 0 <= figures[arch]["linear_probe_accuracy"] <= 1
+    assert figures["reference"]["fid_test_halves"] < figures["reference"]["fid_test_vs_noise"] / 10
+    report = (project / "reports" / "compare.md").read_text()
+    assert "| neg_elbo" in report and "| fid" in report and "![cnn samples](figures/cnn_samples.png)" in report
+    kinds = ("reconstructions", "samples", "progress", "latent_map", "interpolations")
     assert {p.name for p in (project / "reports" / "figures").iterdir()} == {
         "loss_curves.png",
-        *(f"{arch}_{kind}.png" for arch in ARCHS for kind in ("reconstructions", "samples", "progress")),
+        *(f"{arch}_{kind}.png" for arch in ARCHS for kind in kinds),
     }
+    assert json.loads((project / "metrics" / "judge.json").read_text())["test_accuracy"] >= 0.99  # real MNIST
     data = json.loads((project / "metrics" / "data.json").read_text())
     assert data["counts"]["train"]["total"] == 600 and data["counts"]["test"]["total"] == 10_000
     assert not list(project.rglob("*.tmp")), "a temporary output was left behind"
@@ -61,11 +68,12 @@ def test_mlflow_holds_both_finished_runs(project: Path, first_repro: str) -> Non
         assert mlflow_run.data.params["train.epochs"] == str(EPOCHS)
         history = client.get_metric_history(mlflow_run.info.run_id, "val_loss")
         assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
-        assert "test_nll_iwae" in mlflow_run.data.metrics and "test_active_units" in mlflow_run.data.metrics
+        assert {"test_nll_iwae", "test_fid", "test_linear_probe_accuracy"} <= mlflow_run.data.metrics.keys()
         images = [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "images")]
         assert any("reconstructions" in path for path in images), images
         figures = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "figures")}
-        assert {"loss_curves.png", f"{arch}_samples.png", f"{arch}_progress.png"} <= figures
+        assert {"loss_curves.png", f"{arch}_samples.png", f"{arch}_latent_map.png"} <= figures
+        assert {"compare.md", "compare.json"} <= {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
         models = client.search_logged_models(
             [mlflow_run.info.experiment_id], filter_string=f"source_run_id = '{mlflow_run.info.run_id}'"
         )
@@ -92,7 +100,7 @@ def test_cnn_param_reruns_only_the_cnn_branch(project: Path, first_repro: str) -
     mlp_run = json.loads((project / "models" / "mlp" / "run.json").read_text())["run_id"]
     set_params(project, {"model": {"cnn.latent": 4}})
     output = run(project, "dvc", "repro")
-    assert stages_run(output) == {"train@cnn", "evaluate", "render"}, output
+    assert stages_run(output) == {"train@cnn", "evaluate", "render", "report"}, output
     assert json.loads((project / "models" / "mlp" / "run.json").read_text())["run_id"] == mlp_run
     assert json.loads((project / "metrics" / "eval.json").read_text())["cnn"]["latent"] == 4
 
@@ -100,7 +108,7 @@ def test_cnn_param_reruns_only_the_cnn_branch(project: Path, first_repro: str) -
 def test_experiment_run_and_show(project: Path, first_repro: str) -> None:
     commit(project, "baseline")
     output = run(project, "dvc", "exp", "run", "-n", "k3", "-S", "evaluate.iwae_k=3")
-    assert stages_run(output) == {"evaluate"}, output
+    assert stages_run(output) == {"evaluate", "report"}, output
     shown = json.loads(run(project, "dvc", "exp", "show", "--json"))
     experiments = [exp for baseline in shown for exp in baseline.get("experiments") or []]
     (k3,) = [exp for exp in experiments if exp["name"] == "k3"]

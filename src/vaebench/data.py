@@ -77,21 +77,26 @@ def download(root: Path, mirror: str | Path | None = None) -> None:
             raise DownloadError(f"MNIST download failed (mirrors tried: {', '.join(mirrors)})\n{exc}") from None
 
 
+def mnist_tensors(raw_root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MNIST set as N x 1 x 28 x 28 float32 in [0, 1] and int64 labels, via torchvision."""
+    dataset = MNIST(raw_root, train=train)
+    return dataset.data.unsqueeze(1).float().div_(255.0), dataset.targets
+
+
 def split(raw_root: Path, val_size: int, subset: int, seed: int) -> Splits:
     """Seeded validation split from the 60k training images; the 10k test set untouched.
 
     Returns images as N x 1 x 28 x 28 float32 in [0, 1] and labels as int64, per split.
     """
-    train, test = MNIST(raw_root, train=True), MNIST(raw_root, train=False)
-    order = torch.randperm(len(train.data), generator=torch.Generator().manual_seed(seed))
+    images, labels = mnist_tensors(raw_root, train=True)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
     if subset:
         train_idx = train_idx[:subset]
-    to_float = lambda images: images.unsqueeze(1).float().div_(255.0)  # noqa: E731
     return {
-        "train": (to_float(train.data[train_idx]), train.targets[train_idx]),
-        "val": (to_float(train.data[val_idx]), train.targets[val_idx]),
-        "test": (to_float(test.data), test.targets),
+        "train": (images[train_idx], labels[train_idx]),
+        "val": (images[val_idx], labels[val_idx]),
+        "test": mnist_tensors(raw_root, train=False),
     }
 
 

@@ -16,6 +16,7 @@ from vaebench.loss import Recon, kl_divergence, reconstruction
 from vaebench.models.base import VAE
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Var_x(E_q[z]) > 0.01
+DECODES_IN_FLIGHT = 32_768  # importance samples x images decoded at once: bounds IWAE memory
 
 
 @torch.no_grad()
@@ -48,7 +49,8 @@ def evaluate_model(model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, 
         sums["recon"] += rec.sum().item()
         sums["kl"] += kl.sum().item()
         sums["neg_elbo"] += (rec + kl).sum().item()
-        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon).sum().item()
+        chunk = max(1, DECODES_IN_FLIGHT // len(x))
+        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon, chunk).sum().item()
         sums["sq_error"] += (model.decode(mu) - x).pow(2).sum().item()
         means.append(mu)
     n = len(images)
@@ -62,3 +64,31 @@ def evaluate_model(model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, 
         "mse_per_pixel": sums["sq_error"] / images[0].numel() / n,
         "active_units": int((mu_variance > ACTIVE_UNIT_THRESHOLD).sum()),
     }
+
+
+@torch.no_grad()
+def sample_prior(model: VAE, n: int, seed: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """Decoded z ~ N(mean, std^2 I) (the prior when mean 0, std 1), seeded, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    z = torch.randn(n, model.latent, generator=torch.Generator().manual_seed(seed)) * std + mean
+    return torch.cat([model.decode(chunk.to(device)) for chunk in z.split(1000)])
+
+
+@torch.no_grad()
+def encode_means(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model.encode(x)[0] for x in images.split(batch_size)])
+
+
+def linear_probe_accuracy(
+    train_means: torch.Tensor, train_labels: torch.Tensor, test_means: torch.Tensor, test_labels: torch.Tensor
+) -> float:
+    """Test accuracy of a logistic regression on the latent means: how linearly the digits separate."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(train_means.cpu().numpy(), train_labels.cpu().numpy())
+    return float(probe.score(test_means.cpu().numpy(), test_labels.cpu().numpy()))

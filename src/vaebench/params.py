@@ -27,6 +27,7 @@ class DataParams(_Section):
     subset: int = Field(0, ge=0)
     seed: int = 0
     standardize_input: bool = False
+    binarize: bool = False
 
 
 class MLPParams(_Section):
@@ -90,6 +91,14 @@ class EvaluateParams(_Section):
     iwae_k: int = Field(50, ge=1)
     test_subset: int = Field(0, ge=0)
     batch_size: int = Field(500, ge=1)
+    n_samples: int = Field(10_000, ge=2)
+
+
+class JudgeParams(_Section):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    seed: int = 0
 
 
 class MlflowParams(_Section):
@@ -102,7 +111,17 @@ class Params(_Section):
     loss: LossParams = LossParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    judge: JudgeParams = JudgeParams()
     mlflow: MlflowParams = MlflowParams()
+
+    @model_validator(mode="after")
+    def _binarized_needs_bce(self) -> Params:
+        if self.data.binarize and self.loss.recon != "bce":
+            raise ValueError(
+                f"data.binarize = true: needs loss.recon = 'bce' (a Bernoulli likelihood on binary pixels),"
+                f" got {self.loss.recon!r}"
+            )
+        return self
 
 
 class ParamsError(StageError, ValueError):
@@ -133,7 +152,8 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
     message = error["msg"]
     if error["type"] == "value_error":  # a check across keys: its message names them and the values
-        return f"{key}.{message.removeprefix('Value error, ')}"
+        message = message.removeprefix("Value error, ")
+        return f"{key}.{message}" if key else message
     if error["type"] == "literal_error":
         message = f"must be one of {message.removeprefix('Input should be ')}"
     return f"{key} = {error.get('input')!r}: {message}"

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
+from vaebench.evaluate import sample_prior
 from vaebench.models.base import VAE
 from vaebench.train import reconstruct
 
@@ -31,13 +32,10 @@ def save_reconstructions(model: VAE, images: torch.Tensor, path: Path) -> None:
     save_image(originals_over_reconstructions(images, reconstruct(model, images)), path)
 
 
-@torch.no_grad()
 def save_prior_samples(model: VAE, path: Path, n: int = 64, mean: float = 0.0, std: float = 1.0, seed: int = 0) -> None:
     """Decode z ~ N(mean, std^2 I): N(0, I) is the prior; other values show the seed's knob."""
-    model.eval()
-    device = next(model.parameters()).device
-    z = torch.randn(n, model.latent, generator=torch.Generator().manual_seed(seed)) * std + mean
-    save_image(model.decode(z.to(device)).cpu(), path, nrow=int(n**0.5) or 1, pad_value=1.0)
+    samples = sample_prior(model, n, seed, mean, std)
+    save_image(samples.cpu(), path, nrow=int(n**0.5) or 1, pad_value=1.0)
 
 
 def save_progress_montage(snapshots: dict[str, torch.Tensor], path: Path, title: str) -> None:
@@ -70,3 +68,42 @@ def save_loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def save_latent_map(means: torch.Tensor, labels: torch.Tensor, path: Path, title: str) -> None:
+    """The test set's latent means projected to 2-D by PCA, one colour per digit."""
+    means = means.cpu().double()
+    centered = means - means.mean(0)
+    if means.shape[1] > 2:
+        _, _, v = torch.pca_lowrank(centered, q=2, center=False)
+        points = centered @ v[:, :2]
+    else:
+        points = torch.nn.functional.pad(centered, (0, 2 - means.shape[1]))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels.cpu(), cmap="tab10", s=2, alpha=0.6)
+    ax.legend(*scatter.legend_elements(), title="digit", loc="best", fontsize=7, markerscale=1.5)
+    ax.set_title(title)
+    ax.set_xlabel("PC 1" if means.shape[1] > 2 else "z 1")
+    ax.set_ylabel("PC 2" if means.shape[1] > 2 else "z 2")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+@torch.no_grad()
+def save_manifold(model: VAE, path: Path, steps: int = 20) -> None:
+    """For a 2-D latent: decode a grid over the prior's central 90% (normal quantiles 0.05 to 0.95)."""
+    model.eval()
+    quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, steps))
+    z = torch.cartesian_prod(quantiles.flip(0), quantiles).flip(1)  # rows top to bottom, z2 decreasing
+    device = next(model.parameters()).device
+    save_image(model.decode(z.to(device)).cpu(), path, nrow=steps, pad_value=1.0)
+
+
+@torch.no_grad()
+def save_interpolations(model: VAE, starts: torch.Tensor, ends: torch.Tensor, path: Path, steps: int = 10) -> None:
+    """One row per pair: decoded points on the straight line between the two digits' latent means."""
+    model.eval()
+    z_start, z_end = model.encode(starts)[0], model.encode(ends)[0]
+    weights = torch.linspace(0, 1, steps, device=z_start.device).view(1, steps, 1)
+    z = z_start.unsqueeze(1) * (1 - weights) + z_end.unsqueeze(1) * weights
+    save_image(model.decode(z.flatten(0, 1)).cpu(), path, nrow=steps, pad_value=1.0)

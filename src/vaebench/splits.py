@@ -22,6 +22,12 @@ def save_splits(splits: Splits, directory: Path) -> None:
             torch.save({"images": images, "labels": labels}, tmp / f"{name}.pt")
 
 
+def binarized(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """A fixed Bernoulli sample of the pixel intensities: the literature's binarized test set."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
+
+
 def load_split(
     directory: str | Path, name: str, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -113,11 +113,12 @@ def resumed_run(run_id: str) -> Iterator[mlflow.ActiveRun | None]:
     whose MLflow store never saw that training: the stage's DVC outputs are still worth writing.
     """
     try:
-        mlflow.get_run(run_id)
+        existing = mlflow.get_run(run_id)
     except MlflowException:
         print(f"warning: MLflow run {run_id} is not in {tracking_uri()}; figures go to DVC outputs only")
         yield None
         return
+    mlflow.set_experiment(experiment_id=existing.info.experiment_id)  # start_run insists they match
     with tracked_run(run_id=run_id) as run:
         yield run
 

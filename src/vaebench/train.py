@@ -54,11 +54,13 @@ def train_epoch(
     epoch: int,
     forward: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
     amp: bool = False,
+    binarize: bool = False,
 ) -> list[float]:
     """One pass over `images` in shuffled batches; per-image (loss, recon, kl) of the epoch.
 
     `forward` is the model or its torch.compile'd twin (same parameters); `amp` runs the forward
-    pass in bfloat16 autocast, which needs no gradient scaling.
+    pass in bfloat16 autocast, which needs no gradient scaling. `binarize` draws a fresh Bernoulli
+    sample of every batch's pixel intensities (dynamic binarization, the literature's protocol).
     """
     forward = forward or model
     model.train()
@@ -67,7 +69,7 @@ def train_epoch(
     # Per-step terms stay on the device; they are read every CHECK_EVERY steps, not every step.
     terms_per_step = torch.empty(len(batches), 3, device=images.device)
     for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None)):
-        x = images[idx]
+        x = torch.bernoulli(images[idx]) if binarize else images[idx]
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
             logits, mu, logvar = forward(x)
         terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), recon, kl_weight)
@@ -103,11 +105,10 @@ def evaluate_loss(
 
 
 @torch.no_grad()
-def reconstruct(model: VAE, images: torch.Tensor) -> torch.Tensor:
+def reconstruct(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Deterministic reconstructions (decoded posterior means) in eval mode, on the CPU."""
     model.eval()
-    mu, _ = model.encode(images)
-    return model.decode(mu).cpu()
+    return torch.cat([model.decode(model.encode(x)[0]).cpu() for x in images.split(batch_size)])
 
 
 def fit(
@@ -123,6 +124,7 @@ def fit(
     seed: int,
     compile: bool = False,
     amp: bool = False,
+    binarize: bool = False,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
 ) -> list[EpochMetrics]:
     """Adam on the per-image loss; calls `on_epoch` after each epoch (logging, snapshots).
@@ -138,7 +140,17 @@ def fit(
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         train = train_epoch(
-            model, optimizer, train_images, batch_size, recon, kl_weight, generator, epoch, forward=forward, amp=amp
+            model,
+            optimizer,
+            train_images,
+            batch_size,
+            recon,
+            kl_weight,
+            generator,
+            epoch,
+            forward=forward,
+            amp=amp,
+            binarize=binarize,
         )
         val = evaluate_loss(model, val_images, recon, kl_weight)
         if not all(math.isfinite(v) for v in val):
