@@ -73,6 +73,7 @@ def main() -> None:
         with resumed_run(run["run_id"]) as active:
             if active:
                 mlflow.log_metrics({f"test_{name}": value for name, value in figures.items()})
+                mlflow.log_metrics({f"reference_{name}": value for name, value in reference.items()})
         print(f"{arch}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
     with atomic_path("reports/compare.csv") as tmp:

@@ -68,7 +68,9 @@ def test_mlflow_holds_both_finished_runs(project: Path, first_repro: str) -> Non
         assert mlflow_run.data.params["train.epochs"] == str(EPOCHS)
         history = client.get_metric_history(mlflow_run.info.run_id, "val_loss")
         assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
-        assert {"test_nll_iwae", "test_fid", "test_linear_probe_accuracy"} <= mlflow_run.data.metrics.keys()
+        assert {"test_nll_iwae", "test_fid", "test_linear_probe_accuracy", "reference_fid_test_halves"} <= (
+            mlflow_run.data.metrics.keys()
+        )
         images = [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "images")]
         assert any("reconstructions" in path for path in images), images
         figures = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "figures")}

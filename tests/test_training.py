@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vaebench.models import build_model
+from vaebench.splits import binarized
 from vaebench.train import NonFiniteLossError, fit
 
 KW = {"batch_size": 32, "lr": 1e-3, "recon": "bce", "kl_weight": 1.0, "seed": 0}
@@ -54,3 +55,15 @@ def test_bfloat16_autocast_trains() -> None:
     torch.manual_seed(0)
     history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), epochs=2, amp=True, **KW)
     assert history[-1].val_loss < history[0].val_loss
+
+
+def test_binarized_protocol() -> None:
+    """Dynamic binarization trains; the fixed test binarization is binary, seeded and unbiased."""
+    torch.manual_seed(0)
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs() * 0.7, blobs(64), epochs=2, binarize=True, **KW)
+    assert history[-1].val_loss < history[0].val_loss
+    grey = torch.full((200, 1, 28, 28), 0.3)
+    fixed = binarized(grey, seed=5)
+    assert set(fixed.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(fixed, binarized(grey, seed=5)) and not torch.equal(fixed, binarized(grey, seed=6))
+    assert fixed.mean().item() == pytest.approx(0.3, abs=0.01)
