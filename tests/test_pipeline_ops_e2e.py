@@ -66,6 +66,29 @@ def test_sigterm_marks_run_killed_and_keeps_previous_outputs(project: Path, firs
     assert latest.info.run_name == "cnn" and latest.info.status == "KILLED"
 
 
+def test_diverging_training_fails_its_run_and_writes_no_model(project: Path, first_repro: str) -> None:
+    """An absurd learning rate makes the loss overflow: exit 1, the epoch and batch named, run FAILED."""
+    params = (project / "params.yaml").read_text()
+    weights = (project / "models" / "mlp" / "weights.pt").read_bytes()
+    set_params(project, {"train": {"lr": 1e30}})
+    try:
+        result = subprocess.run(
+            [sys.executable, "stages/train.py", "mlp"], cwd=project, env=tool_env(), capture_output=True, text=True
+        )
+    finally:
+        (project / "params.yaml").write_text(params)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert re.search(r"loss is not finite at epoch 1, batch \d+; training stopped", output), output
+    assert "Traceback" not in output  # one clear line, not a stack trace
+    assert (project / "models" / "mlp" / "weights.pt").read_bytes() == weights
+    assert not list(project.rglob("*.tmp"))
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("vaebench")
+    (latest,) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
+    assert latest.info.run_name == "mlp" and latest.info.status == "FAILED"
+
+
 def test_parallel_queued_experiments(project: Path, first_repro: str) -> None:
     """Two experiments at once through DVC's queue: both finish, and MLflow has all of their runs."""
     commit(project, "before queue")

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # headless: stages run in CI and under DVC without a disp
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
@@ -61,6 +62,7 @@ def save_loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
         (line,) = ax.plot(frame["epoch"], frame["train_loss"], label=f"{arch} train")
         ax.plot(frame["epoch"], frame["val_loss"], "--", color=line.get_color(), label=f"{arch} validation")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("loss per image (nats)")
     ax.set_title("Training and validation loss")
     ax.legend()
