@@ -3,7 +3,8 @@
 For each architecture and batch size, in one process on one machine, images per second of:
   1. original: torchvision MNIST with ToTensor + Normalize through a shuffled DataLoader (the seed);
   2. trainer:  vaebench.train's epoch loop on device tensors, as the pipeline runs it;
-  3. limit:    forward + backward + Adam step on batches already in memory, nothing else.
+  3. limit:    forward + backward + Adam step on batches already in memory, nothing else;
+and the trainer with `train.compile: true` (torch.compile), its compile time measured apart.
 Also the wall time of a no-op `dvc repro` and of each stage's start-up (its imports).
 Prints a table and writes the same figures to JSON. Run: `make bench` (needs data/raw, i.e. the
 download stage, or MNIST_MIRROR).
@@ -70,6 +71,29 @@ def trainer(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> 
     return len(data) / (time.perf_counter() - start)
 
 
+class CompiledTrainer:
+    """The trainer with `train.compile: true`, compiled by a first epoch, then measured like the trainer."""
+
+    def __init__(self, arch: str, data: torch.Tensor, batch: int, device: torch.device) -> None:
+        self.model = build_model(arch).to(device)
+        self.forward = torch.compile(self.model)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.generator = torch.Generator().manual_seed(0)
+        self.data, self.batch, self.device = data, batch, device
+        start = time.perf_counter()
+        self.epoch(data)  # compiles every batch shape the measurements see
+        self.first_epoch_s = time.perf_counter() - start
+
+    def epoch(self, data: torch.Tensor) -> None:
+        train_epoch(self.model, self.optimizer, data, self.batch, "bce", 1.0, self.generator, 1, forward=self.forward)
+        _sync(self.device)
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        self.epoch(self.data)
+        return len(self.data) / (time.perf_counter() - start)
+
+
 def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> float:
     """Forward, backward and step over contiguous batches already in memory: no gather, no shuffle.
 
@@ -125,19 +149,24 @@ def main() -> None:
     for arch in ("mlp", "cnn"):
         for batch in (32, 128):
             limit(arch, data[: batch * 20], batch, device)  # warm-up: allocator, kernels, thread pool
-            best = {"original": 0.0, "trainer": 0.0, "limit": 0.0}
+            compiled = CompiledTrainer(arch, data, batch, device)
+            best = {"original": 0.0, "trainer": 0.0, "compiled": 0.0, "limit": 0.0}
             for _ in range(args.repeats):  # interleaved, best of each: a shared CPU's speed drifts
                 best["original"] = max(best["original"], original_loop(arch, raw, batch, args.images, device))
                 best["trainer"] = max(best["trainer"], trainer(arch, data, batch, device))
+                best["compiled"] = max(best["compiled"], compiled())
                 best["limit"] = max(best["limit"], limit(arch, data, batch, device))
-            row = {"arch": arch, "batch": batch, **best}
+            # compile time: the first compiled epoch less a steady one
+            compile_s = compiled.first_epoch_s - len(data) / best["compiled"]
+            row = {"arch": arch, "batch": batch, **best, "compile_s": compile_s}
             row["trainer/original"] = row["trainer"] / row["original"]
             row["trainer/limit"] = row["trainer"] / row["limit"]
+            row["compiled/trainer"] = row["compiled"] / row["trainer"]
             rows.append(row)
             print(
                 f"{arch:4s} batch {batch:4d}: original {row['original']:8.0f}  trainer {row['trainer']:8.0f}"
-                f"  limit {row['limit']:8.0f} img/s   trainer/original {row['trainer/original']:5.2f}"
-                f"  trainer/limit {row['trainer/limit']:4.2f}",
+                f"  compiled {row['compiled']:8.0f} (+{row['compile_s']:.0f}s to compile)  limit {row['limit']:8.0f}"
+                f" img/s   trainer/original {row['trainer/original']:5.2f}  trainer/limit {row['trainer/limit']:4.2f}",
                 flush=True,
             )
 
@@ -151,12 +180,16 @@ def main() -> None:
     results["noop_dvc_repro_s"] = noop
 
     print(f"\nmachine: {machine}, torch {torch.__version__}")
-    print("| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit"
+        " | compiled img/s | compiled/trainer | compile s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['arch']} | {r['batch']} | {r['original']:.0f} | {r['trainer']:.0f} | {r['limit']:.0f}"
-            f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} |"
+            f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} | {r['compiled']:.0f}"
+            f" | {r['compiled/trainer']:.2f} | {r['compile_s']:.0f} |"
         )
     print("stage start-up (s): " + ", ".join(f"{s} {t:.2f}" for s, t in startup.items()))
     print(f"no-op dvc repro: {noop:.2f} s" if noop is not None else "no-op dvc repro: skipped (no dvc.lock)")

@@ -67,3 +67,12 @@ def test_binarized_protocol() -> None:
     assert set(fixed.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(fixed, binarized(grey, seed=5)) and not torch.equal(fixed, binarized(grey, seed=6))
     assert fixed.mean().item() == pytest.approx(0.3, abs=0.01)
+
+
+def test_compiled_training_learns_and_saves_the_plain_module() -> None:
+    """train.compile trains through torch.compile's wrapper; the model returned is the plain module."""
+    torch.manual_seed(0)
+    model = build_model("mlp", hidden=32, latent=2)
+    history = fit(model, blobs(), blobs(64), epochs=2, compile=True, **KW)
+    assert history[-1].val_loss < history[0].val_loss
+    assert type(model).__name__ == "MLPVAE" and "_orig_mod" not in next(iter(model.state_dict()))
