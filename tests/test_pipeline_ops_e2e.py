@@ -58,12 +58,8 @@ def test_sigterm_marks_run_killed_and_keeps_previous_outputs(project: Path, firs
         (project / "params.yaml").write_text(params)
     assert process.returncode == 143, output
     assert "terminated: outputs left as they were" in output
-    assert (project / "models" / "cnn" / "weights.pt").read_bytes() == weights
-    assert not list(project.rglob("*.tmp"))
-    client = mlflow_client(project)
-    experiment = client.get_experiment_by_name("vaebench")
-    (latest,) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
-    assert latest.info.run_name == "cnn" and latest.info.status == "KILLED"
+    assert_previous_model_kept(project, "cnn", weights)
+    assert_latest_run(project, "cnn", "KILLED")
 
 
 def test_diverging_training_fails_its_run_and_writes_no_model(project: Path, first_repro: str) -> None:
@@ -81,12 +77,21 @@ def test_diverging_training_fails_its_run_and_writes_no_model(project: Path, fir
     assert result.returncode == 1, output
     assert re.search(r"loss is not finite at epoch 1, batch \d+; training stopped", output), output
     assert "Traceback" not in output  # one clear line, not a stack trace
-    assert (project / "models" / "mlp" / "weights.pt").read_bytes() == weights
-    assert not list(project.rglob("*.tmp"))
+    assert_previous_model_kept(project, "mlp", weights)
+    assert_latest_run(project, "mlp", "FAILED")
+
+
+def assert_previous_model_kept(project: Path, arch: str, weights: bytes) -> None:
+    assert (project / "models" / arch / "weights.pt").read_bytes() == weights
+    assert not list(project.rglob("*.tmp")), "a temporary output was left behind"
+
+
+def assert_latest_run(project: Path, name: str, status: str) -> None:
+    """The newest MLflow run of the project has this name and ended with this status."""
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("vaebench")
     (latest,) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
-    assert latest.info.run_name == "mlp" and latest.info.status == "FAILED"
+    assert (latest.info.run_name, latest.info.status) == (name, status)
 
 
 def test_parallel_queued_experiments(project: Path, first_repro: str) -> None:
