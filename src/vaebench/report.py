@@ -50,11 +50,10 @@ def figure_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
         values = {arch: results[arch].get(name) for arch in archs}
         if any(v is None for v in values.values()):
             continue
+        shown = {arch: _format(v) for arch, v in values.items()}
         best = (min if better == "lower" else max)(values.values()) if better else None
-        cells = {
-            arch: f"**{_format(v)}**" if v == best and len(set(values.values())) > 1 else _format(v)
-            for arch, v in values.items()
-        }
+        tie = len(set(shown.values())) == 1  # equal as printed: bolding one would claim a difference unseen
+        cells = {arch: f"**{shown[arch]}**" if v == best and not tie else shown[arch] for arch, v in values.items()}
         rows.append({"figure": name, "what it is": meaning, **cells})
     return pd.DataFrame(rows)
 
