@@ -131,7 +131,7 @@ def fit(
 
     `compile` trains through torch.compile (the saved model is the plain module, same weights);
     `amp` is bfloat16 autocast for the training forward pass (CUDA). Both are off by default: on
-    the CPU compile gains the CNN under 10 % after 5-20 s of compiling and the MLP nothing
+    the CPU compile gains the CNN under 10 % after 2-20 s of compiling and the MLP nothing
     (bench/throughput.py), and it needs a C compiler; on a GPU both can pay.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
