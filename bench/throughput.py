@@ -31,13 +31,13 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from vaebench.data import download, mirror_from_env
+from vaebench.data import download
+from vaebench.environment import mnist_mirror, resolve_device
 from vaebench.loss import vae_loss
 from vaebench.models import build_model
-from vaebench.runtime import resolve_device
 from vaebench.train import train_epoch
 
-STAGES = ("download", "normalize", "train", "evaluate", "render")
+STAGES = ("validate", "download", "normalize", "train", "evaluate", "render", "report")
 
 
 def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.device) -> float:
@@ -116,7 +116,9 @@ def wall(command: list[str]) -> float:
 
 def stage_startup(stage: str) -> float:
     """Seconds to start Python and import a stage script (run_path without __main__ runs no work)."""
-    return wall([sys.executable, "-c", f"import runpy; runpy.run_path('stages/{stage}.py')"])
+    return wall(
+        [sys.executable, "-c", f"import runpy, sys; sys.path.insert(0, 'stages'); runpy.run_path('stages/{stage}.py')"]
+    )
 
 
 def main() -> None:
@@ -130,7 +132,7 @@ def main() -> None:
     raw = Path("data/raw")  # the download stage's output, if the pipeline ran here
     if not (raw / "MNIST" / "raw").is_dir():
         raw = Path(tempfile.mkdtemp(prefix="vaebench-bench-")) / "raw"
-        download(raw, mirror_from_env())
+        download(raw, mnist_mirror())
     torch.manual_seed(0)
     data = torch.rand(args.images, 1, 28, 28, device=device)
 

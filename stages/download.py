@@ -1,17 +1,18 @@
 """Stage download: the four MNIST files via torchvision (MD5-checked) into data/raw/."""
 
-from pathlib import Path
+import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-from vaebench.data import download, mirror_from_env
-from vaebench.params import load_params
+from vaebench import paths
+from vaebench.environment import mnist_mirror
 from vaebench.stage import run_stage
 
 
 def main() -> None:
-    load_params()  # every stage validates params.yaml before doing any work
-    mirror = mirror_from_env()
+    mirror = mnist_mirror()  # a bad MNIST_MIRROR fails before torchvision loads
+    from vaebench.data import download
+
     print(f"downloading MNIST from {mirror or 'torchvision mirrors'}")
-    download(Path("data/raw"), mirror)
+    download(paths.RAW, mirror)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Stage normalize: [0, 1] float tensors, a seeded validation split, and metrics/data.json."""
+"""Stage normalize: [0, 1] float tensors, a seeded validation split, and reports/data.json."""
 
-from pathlib import Path
+import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
+from vaebench import paths
 from vaebench.data import data_summary, split
 from vaebench.io import write_json
 from vaebench.params import load_params
@@ -11,9 +12,9 @@ from vaebench.stage import run_stage
 
 def main() -> None:
     params = load_params().data
-    splits = split(Path("data/raw"), val_size=params.val_size, subset=params.subset, seed=params.seed)
-    save_splits(splits, Path("data/processed"))
-    write_json("metrics/data.json", data_summary(splits))
+    splits = split(paths.RAW, val_size=params.val_size, subset=params.subset, seed=params.seed)
+    save_splits(splits, paths.PROCESSED)
+    write_json(paths.DATA_SUMMARY, data_summary(splits))
     print(", ".join(f"{name}: {len(labels)}" for name, (_, labels) in splits.items()))
 
 

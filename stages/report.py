@@ -1,30 +1,48 @@
-"""Stage report: reports/compare.md from the figures of evaluate and render, logged to both runs."""
+"""Stage report: the fan-in. Every (architecture, seed)'s figures summarised and tested ->
+metrics/compare.json (what `dvc exp show` compares), reports/compare.csv and reports/compare.md,
+and one MLflow run `comparison` that holds them with the figures."""
 
-from pathlib import Path
+import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-import mlflow
+import pandas as pd
 
-from vaebench.io import read_json, write_text
-from vaebench.params import ARCHITECTURES, load_params
+from vaebench import paths
+from vaebench.comparison import aggregate, metrics, per_seed_table
+from vaebench.io import atomic_path, read_json, write_json, write_text
+from vaebench.params import load_params
 from vaebench.report import compare_markdown, figure_table
 from vaebench.stage import run_stage
-from vaebench.tracking import resumed_run, use_experiment
+from vaebench.tracking import log_comparison, use_experiment
 
 
 def main() -> None:
     params = load_params()
+    archs, seeds = params.compare.archs, params.compare.seeds
+    figures = {arch: {seed: read_json(paths.eval_figures(arch, seed)) for seed in seeds} for arch in archs}
+    table = aggregate(figures)
+    reference = read_json(paths.JUDGE_METRICS)
+    images = sorted(p.name for p in paths.FIGURES.glob("*.png"))
+    n_seeds = {arch: len(seeds) for arch in archs}
+
+    write_json(paths.COMPARE_METRICS, metrics(table, len(seeds)))
+    with atomic_path(paths.COMPARE_CSV) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_text(paths.COMPARE_MD, compare_markdown(table, n_seeds, reference, params.evaluate.iwae_k, images))
+
     use_experiment(params.mlflow.experiment)
-    evaluation = read_json("metrics/eval.json")
-    results = {arch: evaluation[arch] for arch in ARCHITECTURES}
-    figures = sorted(p.name for p in Path("reports/figures").glob("*.png"))
-    write_text("reports/compare.md", compare_markdown(results, evaluation["reference"], evaluation["iwae_k"], figures))
-    table = figure_table(results)
-    for arch in ARCHITECTURES:
-        with resumed_run(read_json(f"models/{arch}/run.json")["run_id"]) as active:
-            if active:
-                mlflow.log_artifact("reports/compare.md")
-                mlflow.log_table(table, artifact_file="compare.json")
-    print("wrote reports/compare.md")
+    run_ids = {
+        f"{arch}-{seed}": read_json(paths.model_dir(arch, seed) / "run.json")["run_id"]
+        for arch in archs
+        for seed in seeds
+    }
+    log_comparison(
+        per_seed=per_seed_table(figures),
+        summary=figure_table(table, archs),
+        files=[paths.COMPARE_MD, paths.COMPARE_CSV, paths.COMPARE_METRICS, *sorted(paths.FIGURES.glob("*.png"))],
+        run_ids=run_ids,
+    )
+    print(f"wrote {paths.COMPARE_MD}: {len(archs)} architectures x {len(seeds)} seeds")
+    print(pd.read_csv(paths.COMPARE_CSV).query("figure == 'nll_iwae'").to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,16 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config"]
 EPOCHS = 2
+SEEDS = (0, 1)
 TINY = {
+    "compare": {"seeds": list(SEEDS)},
     "data": {"subset": 600, "val_size": 500},
     "train": {"epochs": EPOCHS, "batch_size": 64},
     "evaluate": {"iwae_k": 2, "test_subset": 2000, "n_samples": 500},
 }  # 2000 test images: halves of 1000 keep the Fréchet sanity figure meaningful (128-d features);
 # the judge keeps its defaults: it trains on all of data/raw, and its 99% is checked below
 ARCHS = ("mlp", "cnn")
+RUNS = tuple(f"{arch}-{seed}" for arch in ARCHS for seed in SEEDS)
 GIT_USER = ("-c", "user.name=vaebench tests", "-c", "user.email=tests@vaebench.invalid")
 
 
@@ -62,6 +65,16 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def output_hashes(project: Path) -> dict[str, str]:
+    """md5 of every pipeline output file: what a failed stage must leave exactly as it was."""
+    import hashlib
+
+    files = [
+        p for folder in ("data", "models", "metrics", "reports") for p in (project / folder).rglob("*") if p.is_file()
+    ]
+    return {str(p.relative_to(project)): hashlib.md5(p.read_bytes()).hexdigest() for p in files}
+
+
 def make_project(root: Path, mirror: Path) -> Path:
     """This project's pipeline files in a fresh git repository, with tiny params."""
     for name in PROJECT_FILES:
@@ -85,4 +98,6 @@ def mlflow_client(project: Path) -> MlflowClient:
 def runs_by_name(project: Path) -> dict:
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("vaebench")
-    return {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    return {
+        run.info.run_name: run for run in client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+    }

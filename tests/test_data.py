@@ -9,7 +9,9 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from vaebench.data import DownloadError, data_summary, download, mirror_from_env, split
+from vaebench.data import data_summary, download, split
+from vaebench.environment import DownloadError
+from vaebench.environment import mnist_mirror as mirror_from_env
 from vaebench.splits import load_split, save_splits
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from vaebench.io import atomic_path, read_json, write_json
+from vaebench.errors import StageError
+from vaebench.io import atomic_path, read_json, write_json, write_text
 
 
 def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path) -> None:
@@ -28,3 +30,27 @@ def test_directory_is_replaced_whole(tmp_path: Path) -> None:
         (tmp / "new.pt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.pt"]
     assert [p.name for p in tmp_path.iterdir()] == ["models"]
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    """SIGKILL skips every cleanup: the next atomic write of the same target removes what is left."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".model.{dead.pid}.abc123.tmp"
+    (stale / "model").mkdir(parents=True)
+    mine = tmp_path / f".model.{os.getpid()}.live.tmp"  # a writer still alive is left alone
+    mine.mkdir()
+    write_text(tmp_path / "model", "new")
+    assert not stale.exists() and mine.exists()
+    assert (tmp_path / "model").read_text() == "new"
+
+
+def test_a_missing_or_corrupt_input_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("{truncated")
+    with pytest.raises(StageError, match=r"run\.json is unreadable \(.*\): restore it with `dvc checkout"):
+        read_json(tmp_path / "run.json")
+    with pytest.raises(StageError, match=r"missing\.json is missing"):
+        read_json(tmp_path / "missing.json")

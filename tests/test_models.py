@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vaebench import load_model
+from vaebench.errors import StageError
 from vaebench.models import build_model, count_parameters, save_model
 from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN
 
@@ -68,7 +69,7 @@ def test_cnn_branches_have_separate_weights() -> None:
 
 
 def test_unknown_architecture_names_allowed_values() -> None:
-    with pytest.raises(ValueError, match="allowed: mlp, cnn"):
+    with pytest.raises(StageError, match="allowed: cnn, mlp"):
         build_model("resnet")
 
 
@@ -78,7 +79,7 @@ def test_save_and_load_round_trip(arch: str, tmp_path) -> None:
     model = build_model(arch)
     model.set_input_standardization(0.13, 0.31)
     model.train()(torch.rand(4, 1, 28, 28))  # move BatchNorm running stats away from their init
-    save_model(model, arch, {}, tmp_path)
+    save_model(model, tmp_path)
     loaded = load_model(tmp_path)
     assert not loaded.training
     x = torch.rand(3, 1, 28, 28)

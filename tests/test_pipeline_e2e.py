@@ -1,4 +1,4 @@
-"""The real pipeline, end to end: `dvc repro` in a fresh git repository on tiny params.
+"""The real pipeline, end to end: `dvc repro` in a fresh git repository on tiny params, 2 seeds.
 
 One project is built per session (conftest.py) and the steps run in order: full run, no-op rerun,
 a CNN-only param change, an experiment. Each step asserts on what DVC and MLflow actually did.
@@ -10,86 +10,103 @@ import json
 from pathlib import Path
 
 import pytest
-from e2e import ARCHS, EPOCHS, commit, mlflow_client, run, runs_by_name, set_params, stages_run
+import yaml
+from e2e import ARCHS, EPOCHS, RUNS, SEEDS, commit, mlflow_client, run, runs_by_name, set_params, stages_run
+from scipy import stats
 
 from vaebench import load_model
-from vaebench.report import FIGURES
+from vaebench.comparison import FIGURES
 
 pytestmark = pytest.mark.e2e
 
 
 def test_repro_runs_every_stage(first_repro: str) -> None:
-    assert stages_run(first_repro) == {
-        "download", "normalize", "judge", "train@mlp", "train@cnn", "evaluate", "render", "report"
-    }  # fmt: skip
+    fan_out = {f"{stage}@{name}" for stage in ("train", "evaluate") for name in RUNS}
+    assert stages_run(first_repro) == {"validate", "download", "normalize", "judge", "render", "report"} | fan_out
 
 
 def test_outputs(project: Path, first_repro: str) -> None:
-    for arch in ARCHS:
-        assert {p.name for p in (project / "models" / arch).iterdir()} == {
-            "config.json",
-            "weights.pt",
-            "run.json",
-            "snapshots.pt",
-        }
-        curve = (project / "metrics" / "train" / f"{arch}.csv").read_text().splitlines()
+    for name in RUNS:
+        model_dir = project / "models" / "vae" / name
+        assert {p.name for p in model_dir.iterdir()} == {"config.json", "weights.pt", "run.json", "snapshots.pt"}
+        assert (model_dir / "snapshots.pt").stat().st_size < 100_000  # 5 images and their reconstructions, no more
+        curve = (project / "metrics" / "train" / f"{name}.csv").read_text().splitlines()
         assert curve[0].startswith("epoch,train_loss,train_recon,train_kl,val_loss,val_recon,val_kl")
         assert len(curve) == 1 + EPOCHS
-        assert [p.name for p in sorted((project / "reports" / "snapshots" / arch).iterdir())] == [
-            "epoch_001.png",
-            "epoch_002.png",
-        ]
-    figures = json.loads((project / "metrics" / "eval.json").read_text())
-    for arch in ARCHS:
-        assert set(FIGURES) <= figures[arch].keys()
-        assert figures[arch]["nll_iwae"] > 0 and 0 <= figures[arch]["linear_probe_accuracy"] <= 1
-    assert figures["reference"]["fid_test_halves"] < figures["reference"]["fid_test_vs_noise"] / 10
-    report = (project / "reports" / "compare.md").read_text()
-    assert "| neg_elbo" in report and "| fid" in report and "![cnn samples](figures/cnn_samples.png)" in report
+        figures = json.loads((project / "metrics" / "eval" / f"{name}.json").read_text())
+        assert set(FIGURES) <= figures.keys() and figures["nll_iwae"] > 0
+    judge = json.loads((project / "metrics" / "judge.json").read_text())
+    assert judge["test_accuracy"] >= 0.99  # real MNIST
+    assert judge["fid_test_halves"] < judge["fid_test_vs_noise"] / 10
     kinds = ("reconstructions", "samples", "progress", "latent_map", "interpolations")
     assert {p.name for p in (project / "reports" / "figures").iterdir()} == {
         "loss_curves.png",
         *(f"{arch}_{kind}.png" for arch in ARCHS for kind in kinds),
     }
-    assert json.loads((project / "metrics" / "judge.json").read_text())["test_accuracy"] >= 0.99  # real MNIST
-    data = json.loads((project / "metrics" / "data.json").read_text())
+    data = json.loads((project / "reports" / "data.json").read_text())
     assert data["counts"]["train"]["total"] == 600 and data["counts"]["test"]["total"] == 10_000
     assert not list(project.rglob("*.tmp")), "a temporary output was left behind"
 
 
-def test_mlflow_holds_both_finished_runs(project: Path, first_repro: str) -> None:
+def test_aggregate_is_the_mean_and_interval_of_the_seeds(project: Path, first_repro: str) -> None:
+    aggregate = json.loads((project / "metrics" / "compare.json").read_text())
+    report = (project / "reports" / "compare.md").read_text()
+    assert aggregate["seeds"] == len(SEEDS) and "mlp: 2, cnn: 2" in report
+    per_seed = {n: json.loads((project / "metrics" / "eval" / f"{n}.json").read_text()) for n in RUNS}
+    for figure in ("nll_iwae", "fid", "linear_probe_accuracy"):
+        values = {arch: [per_seed[f"{arch}-{s}"][figure] for s in SEEDS] for arch in ARCHS}
+        for arch, series in values.items():
+            mean, sem = sum(series) / len(series), stats.sem(series)
+            half = stats.t.ppf(0.975, len(series) - 1) * sem
+            assert aggregate[arch][figure]["mean"] == pytest.approx(mean, rel=1e-4)
+            assert aggregate[arch][figure]["ci95"] == pytest.approx(half, rel=1e-3, abs=1e-6)
+        p = stats.ttest_ind(values["cnn"], values["mlp"], equal_var=False).pvalue
+        verdict = aggregate["verdicts"]["mlp_vs_cnn"][figure]
+        assert (verdict == "no clear difference") == (p >= 0.05 or p != p), (figure, p, verdict)
+        assert f"| {figure} " in report and verdict in report
+
+
+def test_one_mlflow_run_per_arch_and_seed(project: Path, first_repro: str) -> None:
     client = mlflow_client(project)
     runs = runs_by_name(project)
-    assert set(runs) == set(ARCHS)
-    for arch, mlflow_run in runs.items():
+    assert set(RUNS) | {"comparison"} == set(runs)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    (processed,) = [o["md5"] for o in lock["stages"]["normalize"]["outs"] if o["path"] == "data/processed"]
+    for name in RUNS:
+        mlflow_run = runs[name]
+        arch, seed = name.split("-")
         assert mlflow_run.info.status == "FINISHED"
-        assert mlflow_run.data.tags["arch"] == arch
+        assert (mlflow_run.data.tags["arch"], mlflow_run.data.tags["seed"]) == (arch, seed)
+        assert mlflow_run.data.params["seed"] == seed and mlflow_run.data.params["train.epochs"] == str(EPOCHS)
         assert len(mlflow_run.data.tags["mlflow.source.git.commit"]) == 40
-        assert mlflow_run.data.params["train.epochs"] == str(EPOCHS)
         history = client.get_metric_history(mlflow_run.info.run_id, "val_loss")
         assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
-        assert {"test_nll_iwae", "test_fid", "test_linear_probe_accuracy", "reference_fid_test_halves"} <= (
-            mlflow_run.data.metrics.keys()
-        )
+        assert {"test_nll_iwae", "test_fid", "test_linear_probe_accuracy"} <= mlflow_run.data.metrics.keys()
+        (dataset,) = mlflow_run.inputs.dataset_inputs
+        assert dataset.dataset.digest == processed  # DVC's hash of the data the model saw
+        # Duration is the training's: evaluation added its figures without reopening the run.
+        evaluated = (project / "metrics" / "eval" / f"{name}.json").stat().st_mtime * 1000
+        assert mlflow_run.info.end_time < evaluated
         images = [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "images")]
         assert any("reconstructions" in path for path in images), images
-        figures = {Path(a.path).name for a in client.list_artifacts(mlflow_run.info.run_id, "figures")}
-        assert {"loss_curves.png", f"{arch}_samples.png", f"{arch}_latent_map.png"} <= figures
-        assert {"compare.md", "compare.json"} <= {a.path for a in client.list_artifacts(mlflow_run.info.run_id)}
         models = client.search_logged_models(
             [mlflow_run.info.experiment_id], filter_string=f"source_run_id = '{mlflow_run.info.run_id}'"
         )
         assert len(models) == 1
+    comparison = runs["comparison"]
+    artifacts = {a.path for a in client.list_artifacts(comparison.info.run_id)}
+    assert {"compare.md", "compare.csv", "compare.json", "per_seed.json", "summary.json", "figures"} <= artifacts
+    assert set(comparison.data.params["runs"].split(",")) == set(RUNS)
 
 
 def test_load_model_and_generate(project: Path, first_repro: str, tmp_path: Path) -> None:
     import torch
 
-    model = load_model(project / "models" / "cnn")
+    model = load_model(project / "models" / "vae" / "cnn-0")
     mu, logvar = model.encode(torch.rand(3, 1, 28, 28))
     assert mu.shape == logvar.shape == (3, 10)
     out = tmp_path / "samples.png"
-    run(project, "vaebench", "generate", "--arch", "cnn", "--n", "16", "--mean", "0", "--std", "2", "--out", str(out))
+    run(project, "vaebench", "generate", "--model", "models/vae/cnn-1", "--n", "16", "--std", "2", "--out", str(out))
     assert out.stat().st_size > 100
 
 
@@ -99,21 +116,24 @@ def test_second_repro_runs_nothing(project: Path, first_repro: str) -> None:
 
 
 def test_cnn_param_reruns_only_the_cnn_branch(project: Path, first_repro: str) -> None:
-    mlp_run = json.loads((project / "models" / "mlp" / "run.json").read_text())["run_id"]
+    mlp_run = json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"]
     set_params(project, {"model": {"cnn.latent": 4}})
     output = run(project, "dvc", "repro")
-    assert stages_run(output) == {"train@cnn", "evaluate", "render", "report"}, output
-    assert json.loads((project / "models" / "mlp" / "run.json").read_text())["run_id"] == mlp_run
-    assert json.loads((project / "metrics" / "eval.json").read_text())["cnn"]["latent"] == 4
+    cnn = {f"{stage}@cnn-{seed}" for stage in ("train", "evaluate") for seed in SEEDS}
+    assert stages_run(output) == {"validate", "render", "report"} | cnn, output
+    assert json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"] == mlp_run
+    assert json.loads((project / "metrics" / "compare.json").read_text())["cnn"]["latent"]["mean"] == 4
 
 
 def test_experiment_run_and_show(project: Path, first_repro: str) -> None:
     commit(project, "baseline")
     output = run(project, "dvc", "exp", "run", "-n", "k3", "-S", "evaluate.iwae_k=3")
-    assert stages_run(output) == {"evaluate", "report"}, output
+    assert stages_run(output) == {"validate", "report"} | {f"evaluate@{n}" for n in RUNS}, output
     shown = json.loads(run(project, "dvc", "exp", "show", "--json"))
     experiments = [exp for baseline in shown for exp in baseline.get("experiments") or []]
     (k3,) = [exp for exp in experiments if exp["name"] == "k3"]
     revision = k3["revs"][0]["data"]
     assert revision["params"]["params.yaml"]["data"]["evaluate"]["iwae_k"] == 3
-    assert "nll_iwae" in revision["metrics"]["metrics/eval.json"]["data"]["cnn"]
+    metrics = revision["metrics"]
+    assert "nll_iwae" in metrics["metrics/compare.json"]["data"]["cnn"]
+    assert set(metrics) == {"metrics/compare.json", "metrics/judge.json"}  # per-seed detail stays out of the table

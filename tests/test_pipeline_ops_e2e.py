@@ -5,6 +5,7 @@ remote, a remote MLflow tracking server and its UI. Runs after test_pipeline_e2e
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -17,89 +18,153 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e import EPOCHS, commit, mlflow_client, run, runs_by_name, set_params, stages_run, tool_env
+from e2e import EPOCHS, commit, mlflow_client, output_hashes, run, runs_by_name, set_params, stages_run, tool_env
+
+from vaebench.ui import runs_url
 
 pytestmark = pytest.mark.e2e
 
 
-def test_bad_param_stops_before_any_work_and_loses_nothing(project: Path, first_repro: str) -> None:
-    """DVC removes a changed stage's outputs before its command; the run-cache gives them back."""
+def repro_fails(project: Path, *args: str, **env: str) -> str:
+    """`dvc repro ARGS` must fail; returns its output."""
+    result = subprocess.run(["dvc", "repro", *args], cwd=project, env=tool_env(**env), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    return output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"train": {"epochs": 20.5}}, r"train\.epochs = 20\.5: Input should be a valid integer"),
+        ({"model": {"cnn.channels": [16, 32]}}, r"model\.cnn\.channels = \[16, 32\]: three channel counts are needed"),
+        ({"mlflow": {"experiment": ""}}, r"mlflow\.experiment = ''"),
+        ({"runtime": {"device": "cuda"}}, r"runtime\.device = 'cuda' but no CUDA device is available"),
+    ],
+)
+def test_bad_param_under_dvc_repro_loses_nothing(
+    project: Path, first_repro: str, overrides: dict, message: str
+) -> None:
+    """DVC would delete a changed stage's outputs before its command: validate fails first, alone."""
+    if "runtime" in overrides:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
     params = (project / "params.yaml").read_text()
-    weights = (project / "models" / "mlp" / "weights.pt").read_bytes()
-    runs_before = len(runs_by_name(project))
-    set_params(project, {"train": {"epochs": 0}})
-    result = subprocess.run(["dvc", "repro"], cwd=project, env=tool_env(), capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "train.epochs = 0: Input should be greater than or equal to 1" in result.stderr + result.stdout
+    before, runs_before = output_hashes(project), len(runs_by_name(project))
+    set_params(project, overrides)
+    try:
+        output = repro_fails(project)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert re.search(message, output), output
+    assert stages_run(output) == {"validate"} and "Traceback" not in output
+    assert output_hashes(project) == before
     assert len(runs_by_name(project)) == runs_before
 
-    (project / "params.yaml").write_text(params)
-    output = run(project, "dvc", "repro")
-    assert stages_run(output) == set(), output  # restored from DVC's run-cache, not retrained
-    assert (project / "models" / "mlp" / "weights.pt").read_bytes() == weights
+
+def test_bad_mirror_keeps_the_downloaded_data(project: Path, first_repro: str) -> None:
+    before = output_hashes(project)
+    output = repro_fails(project, "-f", "-s", "download", MNIST_MIRROR="/nonexistent")
+    assert "MNIST_MIRROR='/nonexistent' is neither an http(s) URL nor an existing directory" in output
+    assert output_hashes(project) == before
 
 
-def test_sigterm_marks_run_killed_and_keeps_previous_outputs(project: Path, first_repro: str) -> None:
+def test_unreachable_tracking_server_fails_in_seconds(project: Path, first_repro: str) -> None:
+    before = output_hashes(project)
+    start = time.monotonic()
+    output = repro_fails(project, "-f", "-s", "train@mlp-0", MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    assert time.monotonic() - start < 60
+    assert "error: MLflow tracking server http://127.0.0.1:9 does not answer" in output and "Traceback" not in output
+    assert output_hashes(project) == before
+
+
+def test_corrupt_model_fails_naming_the_file_and_keeps_the_figures(project: Path, first_repro: str) -> None:
+    weights = project / "models" / "vae" / "mlp-0" / "weights.pt"
+    before = output_hashes(project)
+    weights.write_bytes(weights.read_bytes()[:1000])
+    try:
+        output = repro_fails(project, "-f", "-s", "evaluate@mlp-0")
+    finally:
+        run(project, "dvc", "checkout", "-f", "models/vae/mlp-0")
+    assert "error: models/vae/mlp-0/weights.pt is unreadable" in output, output
+    assert "`dvc checkout models/vae/mlp-0` or rebuild it with `dvc repro -f train@mlp-0`" in output
+    assert "Traceback" not in output
+    assert output_hashes(project) == before
+
+
+def test_forgotten_venv_says_what_to_do_and_loses_nothing(project: Path, first_repro: str) -> None:
+    """`.venv/bin/dvc repro` with the venv not on PATH runs stages with another python."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    python = shutil.which("python", path=path)
+    probe = python and subprocess.run([python, "-c", "import vaebench"], capture_output=True)
+    if not python or probe.returncode == 0:
+        pytest.skip("no python without vaebench on PATH")
+    before = output_hashes(project)
+    output = repro_fails(project, "-f", "-s", "normalize", PATH=path)
+    assert "cannot import vaebench: run `make repro`, or `source .venv/bin/activate`" in output, output
+    assert "Traceback" not in output
+    assert output_hashes(project) == before
+
+
+def test_interrupted_training_under_dvc_repro_keeps_every_model(project: Path, first_repro: str) -> None:
+    """Ctrl-C during `dvc repro`: the training run ends KILLED, every previous output is intact."""
     params = (project / "params.yaml").read_text()
-    weights = (project / "models" / "cnn" / "weights.pt").read_bytes()
+    before = output_hashes(project)
     set_params(project, {"train": {"epochs": 500}})
     process = subprocess.Popen(
-        [sys.executable, "stages/train.py", "cnn"], cwd=project, env=tool_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        ["dvc", "repro"], cwd=project, env=tool_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
         for line in process.stdout:
-            if line.startswith("epoch"):
+            if line.startswith("epoch   1/500"):
                 break
-        process.send_signal(signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
         output = process.communicate(timeout=120)[0]
     finally:
-        process.kill()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
         (project / "params.yaml").write_text(params)
-    assert process.returncode == 143, output
-    assert "terminated: outputs left as they were" in output
-    assert_previous_model_kept(project, "cnn", weights)
-    assert_latest_run(project, "cnn", "KILLED")
+    assert process.returncode != 0
+    assert "interrupted: outputs left as they were" in output, output
+    assert output_hashes(project) == before
+    assert_latest_training_run(project, "KILLED")
 
 
 def test_diverging_training_fails_its_run_and_writes_no_model(project: Path, first_repro: str) -> None:
     """An absurd learning rate makes the loss overflow: exit 1, the epoch and batch named, run FAILED."""
     params = (project / "params.yaml").read_text()
-    weights = (project / "models" / "mlp" / "weights.pt").read_bytes()
+    before = output_hashes(project)
     set_params(project, {"train": {"lr": 1e30}})
     try:
-        result = subprocess.run(
-            [sys.executable, "stages/train.py", "mlp"], cwd=project, env=tool_env(), capture_output=True, text=True
-        )
+        output = repro_fails(project, "-s", "train@mlp-0")
     finally:
         (project / "params.yaml").write_text(params)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
     assert re.search(r"loss is not finite at epoch 1, batch \d+; training stopped", output), output
     assert "Traceback" not in output  # one clear line, not a stack trace
-    assert_previous_model_kept(project, "mlp", weights)
-    assert_latest_run(project, "mlp", "FAILED")
+    assert output_hashes(project) == before
+    assert_latest_training_run(project, "FAILED")
 
 
-def assert_previous_model_kept(project: Path, arch: str, weights: bytes) -> None:
-    assert (project / "models" / arch / "weights.pt").read_bytes() == weights
-    assert not list(project.rglob("*.tmp")), "a temporary output was left behind"
-
-
-def assert_latest_run(project: Path, name: str, status: str) -> None:
-    """The newest MLflow run of the project has this name and ended with this status."""
+def assert_latest_training_run(project: Path, status: str) -> None:
+    """The newest MLflow training run of the project ended with this status."""
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("vaebench")
-    (latest,) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"], max_results=1)
-    assert (latest.info.run_name, latest.info.status) == (name, status)
+    (latest,) = client.search_runs(
+        [experiment.experiment_id], "tags.`vaebench.stage` LIKE 'train@%'", order_by=["start_time DESC"], max_results=1
+    )
+    assert latest.info.status == status
 
 
 def test_parallel_queued_experiments(project: Path, first_repro: str) -> None:
     """Two experiments at once through DVC's queue: both finish, and MLflow has all of their runs."""
     commit(project, "before queue")
     names = {"lr-a": "0.002", "lr-b": "0.003"}
-    for name, lr in names.items():
-        run(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}")
+    for name, lr in names.items():  # one seed each: two trainings per experiment
+        run(project, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.lr={lr}", "-S", "compare.seeds=[3]")
     run(project, "dvc", "queue", "start", "-j", "2")
     deadline = time.monotonic() + 600
     while re.search(r"\b(Queued|Running)\b", status := run(project, "dvc", "queue", "status")):
@@ -112,19 +177,19 @@ def test_parallel_queued_experiments(project: Path, first_repro: str) -> None:
     for name, lr in names.items():
         data = experiments[name]["revs"][0]["data"]
         assert data["params"]["params.yaml"]["data"]["train"]["lr"] == float(lr)
-        assert "nll_iwae" in data["metrics"]["metrics/eval.json"]["data"]["mlp"]
+        assert "nll_iwae" in data["metrics"]["metrics/compare.json"]["data"]["mlp"]
 
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("vaebench")
     for name in names:
         runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.dvc_exp_name = '{name}'")
-        assert sorted(r.info.run_name for r in runs) == ["cnn", "mlp"], name
+        assert sorted(r.info.run_name for r in runs) == ["cnn-3", "comparison", "mlp-3"], name
         for r in runs:
+            if r.info.run_name == "comparison":
+                continue
             assert r.info.status == "FINISHED"
             assert len(client.get_metric_history(r.info.run_id, "val_loss")) == EPOCHS
-            assert "test_nll_iwae" in r.data.metrics and "figures" in {
-                a.path for a in client.list_artifacts(r.info.run_id)
-            }
+            assert "test_nll_iwae" in r.data.metrics
 
 
 def test_dvc_remote_restores_every_output_without_retraining(project: Path, first_repro: str, tmp_path: Path) -> None:
@@ -134,7 +199,7 @@ def test_dvc_remote_restores_every_output_without_retraining(project: Path, firs
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(project), str(clone))
     run(clone, "dvc", "pull")
-    for output in ("data/processed/train.pt", "models/cnn/weights.pt", "reports/figures/loss_curves.png"):
+    for output in ("data/processed/train.pt", "models/vae/cnn-1/weights.pt", "reports/figures/loss_curves.png"):
         assert (clone / output).read_bytes() == (project / output).read_bytes()
     assert stages_run(run(clone, "dvc", "repro")) == set()
 
@@ -178,8 +243,9 @@ def served_pipeline(project: Path, first_repro: str, tmp_path_factory: pytest.Te
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (store / "server.log").read_text()
                 time.sleep(0.5)
-        output = run(project, "dvc", "exp", "run", "-n", "served", "-S", "train.seed=1", MLFLOW_TRACKING_URI=base)
-        assert stages_run(output) == {"train@mlp", "train@cnn", "evaluate", "render", "report"}, output
+        output = run(project, "dvc", "exp", "run", "-n", "served", "-S", "compare.seeds=[5]", MLFLOW_TRACKING_URI=base)
+        fan_out = {f"{stage}@{arch}-5" for stage in ("train", "evaluate") for arch in ("mlp", "cnn")}
+        assert stages_run(output) == {"validate", "render", "report"} | fan_out, output
         yield base
     finally:
         server.terminate()
@@ -190,26 +256,29 @@ def served_pipeline(project: Path, first_repro: str, tmp_path_factory: pytest.Te
 def test_pipeline_against_a_tracking_server(served_pipeline: str) -> None:
     experiment = rest(served_pipeline, "experiments/get-by-name?experiment_name=vaebench")["experiment"]
     runs = rest(served_pipeline, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    assert sorted(r["info"]["run_name"] for r in runs) == ["cnn", "mlp"]
+    assert sorted(r["info"]["run_name"] for r in runs) == ["cnn-5", "comparison", "mlp-5"]
     for r in runs:
         assert r["info"]["status"] == "FINISHED"
-        assert {"val_loss", "test_nll_iwae"} <= {m["key"] for m in r["data"]["metrics"]}
         tags = {t["key"]: t["value"] for t in r["data"]["tags"]}
         assert tags["dvc_exp_name"] == "served"
-        artifacts = rest(served_pipeline, f"artifacts/list?run_id={r['info']['run_id']}&path=figures")
-        assert any(f["path"].endswith("loss_curves.png") for f in artifacts["files"])
+        if r["info"]["run_name"] != "comparison":
+            assert {"val_loss", "test_nll_iwae"} <= {m["key"] for m in r["data"]["metrics"]}
+        else:
+            artifacts = rest(served_pipeline, f"artifacts/list?run_id={r['info']['run_id']}&path=figures")
+            assert any(f["path"].endswith("loss_curves.png") for f in artifacts["files"])
 
 
-def test_mlflow_ui_compares_both_runs(served_pipeline: str) -> None:
-    """MLflow's compare page in headless Chromium shows both run names and a shared metric."""
+def test_mlflow_ui_shows_the_training_runs_and_compares_them(served_pipeline: str) -> None:
+    """In headless Chromium: the URL `make ui` prints lands on the training runs (not the GenAI
+    overview), and MLflow's compare page shows both runs and a shared metric."""
     playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("Chromium is not installed (make test installs Debian's chromium where apt-get runs as root)")
     experiment = rest(served_pipeline, "experiments/get-by-name?experiment_name=vaebench")["experiment"]
     runs = rest(served_pipeline, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    run_ids = json.dumps([r["info"]["run_id"] for r in runs])
-    url = (
+    run_ids = json.dumps([r["info"]["run_id"] for r in runs if r["info"]["run_name"] != "comparison"])
+    compare = (
         f"{served_pipeline}/#/compare-runs?runs={urllib.parse.quote(run_ids)}"
         f"&experiments={urllib.parse.quote(json.dumps([experiment['experiment_id']]))}"
     )
@@ -218,12 +287,16 @@ def test_mlflow_ui_compares_both_runs(served_pipeline: str) -> None:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            try:  # a single-page app: HTTP 200 proves nothing, wait for the run names and a metric
-                for text in ("mlp", "cnn", "train_loss"):
-                    page.get_by_text(text, exact=True).first.wait_for(timeout=60_000)
-            finally:
-                page.screenshot(path=str(SCREENSHOTS / "mlflow-compare-runs.png"), full_page=True)
+            for url, texts, shot in (
+                (runs_url(served_pipeline, experiment["experiment_id"]), ("mlp-5", "cnn-5", "comparison"), "runs"),
+                (compare, ("mlp-5", "cnn-5", "train_loss"), "compare-runs"),
+            ):
+                page.goto(url)
+                try:  # a single-page app: HTTP 200 proves nothing, wait for the run names and a metric
+                    for text in texts:
+                        page.get_by_text(text, exact=True).first.wait_for(timeout=60_000)
+                finally:
+                    page.screenshot(path=str(SCREENSHOTS / f"mlflow-{shot}.png"), full_page=True)
         finally:
             browser.close()
     assert (SCREENSHOTS / "mlflow-compare-runs.png").stat().st_size > 10_000

@@ -52,5 +52,5 @@ def test_montage_and_curves(tmp_path: Path) -> None:
     }
     save_progress_montage(snapshots, tmp_path / "p.png", title="t")
     frame = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [2.1, 1.2]})
-    save_loss_curves({"mlp": frame, "cnn": frame}, tmp_path / "c.png")
+    save_loss_curves({"mlp": [frame, frame * 1.1], "cnn": [frame]}, tmp_path / "c.png")
     assert (tmp_path / "p.png").stat().st_size > 1000 and (tmp_path / "c.png").stat().st_size > 1000

@@ -1,29 +1,49 @@
-"""The comparison table marks the better value, and only a difference that shows."""
+"""The comparison table: mean ± interval per architecture, a winner only where Welch's test says so."""
 
 from __future__ import annotations
 
+from vaebench.comparison import aggregate, metrics
 from vaebench.report import compare_markdown, figure_table
 
-
-def test_better_value_is_bold_in_the_right_direction() -> None:
-    table = figure_table({"mlp": {"nll_iwae": 100.2, "fid": 250.0}, "cnn": {"nll_iwae": 106.8, "fid": 209.5}})
-    rows = table.set_index("figure")
-    assert rows.loc["nll_iwae", "mlp"] == "**100.2**" and rows.loc["nll_iwae", "cnn"] == "106.8"  # lower is better
-    assert rows.loc["fid", "cnn"] == "**209.5**" and rows.loc["fid", "mlp"] == "250"
+NLL = {"mlp": [100.1, 100.3, 100.2], "cnn": [106.7, 106.9, 106.8]}
+FID = {"mlp": [250, 200, 300], "cnn": [210, 290, 240]}
+CLEAR = {arch: {s: {"nll_iwae": NLL[arch][s], "fid": FID[arch][s]} for s in range(3)} for arch in NLL}
 
 
-def test_values_equal_as_printed_are_not_marked() -> None:
-    rows = figure_table({"mlp": {"sample_class_entropy": 2.25213}, "cnn": {"sample_class_entropy": 2.25249}})
-    assert list(rows.iloc[0][["mlp", "cnn"]]) == ["2.252", "2.252"]
+def test_winner_in_bold_only_where_the_test_rejects() -> None:
+    rows = figure_table(aggregate(CLEAR), ["mlp", "cnn"]).set_index("figure")
+    assert rows.loc["nll_iwae", "mlp"].startswith("**100.2 ± ") and rows.loc["nll_iwae", "verdict"] == "mlp"
+    assert not rows.loc["nll_iwae", "cnn"].startswith("**")
+    assert rows.loc["fid", "verdict"] == "no clear difference"  # 250 vs 246.7 with this spread
+    assert "**" not in rows.loc["fid", "mlp"] + rows.loc["fid", "cnn"]
+
+
+def test_one_seed_gives_no_verdict_and_says_so() -> None:
+    one = {arch: {0: by_seed[0]} for arch, by_seed in CLEAR.items()}
+    table = aggregate(one)
+    rows = figure_table(table, ["mlp", "cnn"]).set_index("figure")
+    assert rows.loc["nll_iwae", "mlp"] == "100.1" and rows.loc["nll_iwae", "verdict"] == "one seed: no verdict possible"
+    page = compare_markdown(table, {"mlp": 1, "cnn": 1}, {}, iwae_k=50, figures=[])
+    assert "With one seed no verdict is possible" in page and "**" not in page
+
+
+def test_metrics_hold_mean_interval_and_verdicts() -> None:
+    out = metrics(aggregate(CLEAR), n_seeds=3)
+    assert out["seeds"] == 3 and out["mlp"]["nll_iwae"]["mean"] == 100.2
+    assert out["verdicts"]["mlp_vs_cnn"] == {"nll_iwae": "mlp", "fid": "no clear difference"}
+
+
+def test_three_architectures_get_a_table_per_pair() -> None:
+    three = CLEAR | {"tiny": {s: {"nll_iwae": 120.0 + s, "fid": 400} for s in range(3)}}
+    page = compare_markdown(aggregate(three), {"mlp": 3, "cnn": 3, "tiny": 3}, {}, iwae_k=5, figures=[])
+    assert "## tiny − mlp" in page and "## tiny − cnn" in page and "## cnn − mlp" in page
 
 
 def test_report_lists_reference_figures_and_images() -> None:
     page = compare_markdown(
-        {"mlp": {"neg_elbo": 104.2}, "cnn": {"neg_elbo": 110.3}},
-        {"fid_test_halves": 1.85},
-        iwae_k=50,
+        aggregate(CLEAR), {"mlp": 3, "cnn": 3}, {"fid_test_halves": 1.85}, iwae_k=50,
         figures=["loss_curves.png", "mlp_samples.png", "cnn_samples.png"],
-    )
-    assert "k = 50" in page and "| fid_test_halves" in page
+    )  # fmt: skip
+    assert "k = 50" in page and "| fid_test_halves" in page and "mlp: 3, cnn: 3" in page
     assert "![loss curves](figures/loss_curves.png)" in page
     assert "| samples | ![mlp samples](figures/mlp_samples.png) | ![cnn samples](figures/cnn_samples.png) |" in page

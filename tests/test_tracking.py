@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.tracking import MlflowClient
 
-from vaebench.tracking import provenance_tags, tracked_run, tracking_uri, use_experiment
+from vaebench.environment import HEALTH_TIMEOUT_S, check_tracking_server
+from vaebench.errors import StageError
+from vaebench.tracking import add_to_run, close_stale_runs, provenance_tags, tracked_run, tracking_uri, use_experiment
 
 
 @pytest.fixture
@@ -52,5 +59,41 @@ def test_finished_failed_and_killed(store: Path) -> None:
 
 def test_provenance_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
-    tags = provenance_tags("cnn")
-    assert tags["arch"] == "cnn" and tags["dvc_exp_name"] == "exp-1"
+    tags = provenance_tags("train@cnn-1", arch="cnn", seed="1")
+    assert tags["arch"] == "cnn" and tags["seed"] == "1" and tags["dvc_exp_name"] == "exp-1"
+    assert tags["vaebench.stage"] == "train@cnn-1" and tags["pid"] == str(os.getpid())
+
+
+def test_a_run_whose_process_died_is_closed_by_the_next(store: Path) -> None:
+    """SIGKILL leaves a run RUNNING; the next run of the same stage marks it FAILED with a note."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name("tests").experiment_id
+    tags = provenance_tags("train@mlp-0") | {"pid": str(dead.pid)}
+    stale = client.create_run(experiment_id, tags=tags).info.run_id
+    alive = client.create_run(experiment_id, tags=provenance_tags("train@mlp-0")).info.run_id  # this process
+    other = client.create_run(experiment_id, tags=provenance_tags("train@cnn-0") | {"pid": str(dead.pid)}).info.run_id
+    assert close_stale_runs(experiment_id, "train@mlp-0") == [stale]
+    assert status_of(stale) == "FAILED" and "died" in client.get_run(stale).data.tags["vaebench.note"]
+    assert status_of(alive) == status_of(other) == "RUNNING"
+
+
+def test_figures_added_later_keep_the_training_duration(store: Path, tmp_path: Path) -> None:
+    with tracked_run(run_name="mlp-0") as run:
+        pass
+    ended = mlflow.get_run(run.info.run_id).info.end_time
+    (tmp_path / "figure.png").write_bytes(b"png")
+    time.sleep(0.05)
+    add_to_run(run.info.run_id, metrics={"test_nll_iwae": 100.0}, artifacts={tmp_path / "figure.png": "figures"})
+    after = mlflow.get_run(run.info.run_id)
+    assert after.info.end_time == ended and after.info.status == "FINISHED"
+    assert after.data.metrics["test_nll_iwae"] == 100.0
+    assert [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "figures")] == ["figures/figure.png"]
+
+
+def test_unreachable_server_fails_in_seconds_naming_it() -> None:
+    start = time.perf_counter()
+    with pytest.raises(StageError, match=r"MLflow tracking server http://127\.0\.0\.1:9 does not answer"):
+        check_tracking_server("http://127.0.0.1:9")
+    assert time.perf_counter() - start < HEALTH_TIMEOUT_S + 5

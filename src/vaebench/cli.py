@@ -1,35 +1,91 @@
-"""`vaebench generate`: new digits from a trained model's decoder, z ~ N(mean, std^2 I)."""
+"""The `vaebench` command: `generate` new digits from a trained model, `study` a sweep of
+experiments, `ui` the MLflow UI on this repository's store."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from vaebench.models import REGISTRY, load_model
-from vaebench.render import save_prior_samples
+MAX_GENERATE = 10_000  # 10k digits are a 31 MB tensor; more is a job for the Python API in batches
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from vaebench.io import atomic_path
+    from vaebench.models import load_model
+    from vaebench.render import save_prior_samples
+
+    if not 1 <= args.n <= MAX_GENERATE or args.std < 0:
+        parser.error(f"--n must be 1 to {MAX_GENERATE} and --std >= 0")
+    if args.out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}:
+        parser.error(f"--out {args.out}: the extension must name an image format (.png, .jpg, ...)")
+    if not args.out.resolve().parent.is_dir():
+        parser.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    model = load_model(args.model)
+    with atomic_path(args.out) as tmp:
+        save_prior_samples(
+            model, tmp.with_suffix(args.out.suffix), n=args.n, mean=args.mean, std=args.std, seed=args.seed
+        )
+    print(f"wrote {args.n} samples from {args.model} to {args.out}")
+
+
+def ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Print the URL of the experiment's training runs, then run the MLflow server in this process."""
+    import os
+
+    from vaebench.environment import repo_root
+    from vaebench.ui import experiment_url
+
+    root = repo_root()
+    url = experiment_url(f"http://127.0.0.1:{args.port}", root / "mlflow.db", args.experiment)
+    print(f"MLflow UI: {url}", flush=True)
+    command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
+    command += [
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "mlartifacts"),
+    ]
+    os.execvp(command[0], command)
+
+
+def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from vaebench.stage import run_stage
+    from vaebench.study import run_study
+
+    run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vaebench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    generate = commands.add_parser("generate", help="decode latent codes drawn from N(mean, std^2 I)")
-    generate.add_argument("--arch", choices=sorted(REGISTRY), required=True)
-    generate.add_argument("--models", type=Path, default=Path("models"), help="the train stages' output folder")
-    generate.add_argument("--n", type=int, default=64, help="how many digits (a square grid when n is a square)")
-    generate.add_argument("--mean", type=float, default=0.0)
-    generate.add_argument("--std", type=float, default=1.0)
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--out", type=Path, default=Path("samples.png"))
+    g = commands.add_parser("generate", help="decode latent codes drawn from N(mean, std^2 I)")
+    g.add_argument("--model", type=Path, default=Path("models/vae/cnn-0"), help="a train stage's output folder")
+    g.add_argument(
+        "--n", type=int, default=64, help=f"how many digits, 1 to {MAX_GENERATE} (a square grid when n is a square)"
+    )
+    g.add_argument("--mean", type=_finite, default=0.0)
+    g.add_argument("--std", type=_finite, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", type=Path, default=Path("samples.png"))
+    g.set_defaults(handler=generate)
+    s = commands.add_parser("study", help="gather the DVC experiments of a sweep into reports/study/")
+    s.add_argument("--out", type=Path, default=Path("reports/study"))
+    s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
+    s.set_defaults(handler=study)
+    u = commands.add_parser("ui", help="the MLflow UI on this repository's mlflow.db, bound to 127.0.0.1")
+    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--experiment", default="vaebench")
+    u.set_defaults(handler=ui)
     args = parser.parse_args(argv)
-
-    if args.n < 1 or args.std < 0:
-        parser.error("--n must be >= 1 and --std >= 0")
-    model_dir = args.models / args.arch
-    if not (model_dir / "weights.pt").exists():
-        parser.error(f"no trained model in {model_dir}: run `dvc repro train@{args.arch}` first")
-    model = load_model(model_dir)
-    save_prior_samples(model, args.out, n=args.n, mean=args.mean, std=args.std, seed=args.seed)
-    print(f"wrote {args.n} samples from {model_dir} to {args.out}")
+    args.handler(args, parser)
 
 
 if __name__ == "__main__":

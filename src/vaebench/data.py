@@ -6,39 +6,16 @@ The seed's Normalize((0.1307,), (0.3081,)) is not applied to targets: a Sigmoid 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity
 
-from vaebench.errors import StageError
+from vaebench.environment import DownloadError
 from vaebench.io import atomic_path
 from vaebench.splits import Splits
-
-
-class DownloadError(StageError):
-    """No mirror delivered a file with torchvision's MD5; names the file and every mirror tried."""
-
-
-def mirror_from_env() -> str | Path | None:
-    """`MNIST_MIRROR` as a URL or an existing directory; None means torchvision's own mirrors."""
-    mirror = os.environ.get("MNIST_MIRROR", "").strip()
-    if not mirror:
-        return None
-    parsed = urlparse(mirror)
-    if parsed.scheme in ("http", "https"):
-        return mirror.rstrip("/") + "/"
-    # A relative directory is relative to where the user started DVC (DVC_ROOT), not the
-    # temporary copy that `dvc exp run --queue` executes in.
-    path = Path(parsed.path if parsed.scheme == "file" else mirror)
-    path = (Path(os.environ.get("DVC_ROOT", ".")) / path).resolve()
-    if not path.is_dir():
-        raise DownloadError(f"MNIST_MIRROR={mirror!r} is neither an http(s) URL nor an existing directory ({path})")
-    return path
 
 
 def _copy_verified(mirror: Path, raw_folder: Path) -> None:

@@ -23,18 +23,19 @@ DECODES_IN_FLIGHT = 32_768  # importance samples x images decoded at once: bound
 def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk: int = 64) -> torch.Tensor:
     """Importance-weighted lower bound on log p(x) per image, with k samples drawn `chunk` at a time.
 
-    log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x). k = 1 is the ELBO. Chunking bounds
-    memory at chunk x batch decodes and does not change the result.
+    log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x). k = 1 is the ELBO. The log-sum-exp runs
+    over the chunks, so memory is chunk x batch decodes whatever k is, and the result is the same.
     """
     mu, logvar = model.encode(x)
     posterior, prior = Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), torch.ones_like(mu))
-    log_weights = []
+    running = torch.full((len(x),), -math.inf, device=x.device)
     for start in range(0, k, chunk):
         z = posterior.sample((min(chunk, k - start),))  # S x B x D
         logits = model.decode_logits(z.flatten(0, 1)).view(*z.shape[:2], 1, 28, 28)
         log_px_z = -reconstruction(logits, x.expand_as(logits), recon)
-        log_weights.append(log_px_z + prior.log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1))
-    return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
+        log_weights = log_px_z + prior.log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1)
+        running = torch.logaddexp(running, torch.logsumexp(log_weights, dim=0))
+    return running - math.log(k)
 
 
 @torch.no_grad()
@@ -64,21 +65,6 @@ def evaluate_model(model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, 
         "mse_per_pixel": sums["sq_error"] / images[0].numel() / n,
         "active_units": int((mu_variance > ACTIVE_UNIT_THRESHOLD).sum()),
     }
-
-
-@torch.no_grad()
-def sample_prior(model: VAE, n: int, seed: int, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-    """Decoded z ~ N(mean, std^2 I) (the prior when mean 0, std 1), seeded, on the model's device."""
-    model.eval()
-    device = next(model.parameters()).device
-    z = torch.randn(n, model.latent, generator=torch.Generator().manual_seed(seed)) * std + mean
-    return torch.cat([model.decode(chunk.to(device)) for chunk in z.split(1000)])
-
-
-@torch.no_grad()
-def encode_means(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model.encode(x)[0] for x in images.split(batch_size)])
 
 
 def linear_probe_accuracy(

@@ -1,7 +1,12 @@
-"""Atomic writes: an interrupted stage leaves the previous output or none, never a truncated one.
+"""Atomic writes and readable read errors.
+
+An interrupted stage leaves the previous output or none, never a truncated one: every output is
+written beside its target and renamed over it at the end. DVC keeps the previous output in place
+while a stage runs because every output in dvc.yaml is `persist: true`; this module does the rest.
 
 Written by hand because the standard library has no atomic file or directory write and the one
-package that had it (atomicwrites) is unmaintained; the recipe is the usual temp-then-rename.
+package that had it (atomicwrites) is unmaintained; the recipe is the usual temp-then-rename, with
+the writer's pid in the temporary's name so that the next run can remove what a killed one left.
 """
 
 from __future__ import annotations
@@ -15,6 +20,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vaebench.errors import StageError
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (signal 0 checks without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries of `target` whose writer is dead (SIGKILL, power loss); returns them."""
+    removed = []
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{target.name}.").split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -25,14 +54,21 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)) / target.name
+    for stale in remove_stale_temporaries(target):
+        print(f"removed {stale}, left by an earlier run that was killed")
+    tmp_dir = tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_dir) / target.name
     try:
         yield tmp
         if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+            os.replace(target, old / target.name)  # two renames: the directory is never half-deleted
         os.replace(tmp, target)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if target.is_dir():
+            for leftover in target.parent.glob(f".{target.name}.{os.getpid()}.*.tmp"):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_text(target: str | Path, text: str) -> None:
@@ -44,5 +80,35 @@ def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def producer(path: Path) -> str:
+    """The DVC stage that writes `path`, for the hint in an error message."""
+    parts = path.parts
+    if parts[:2] == ("models", "vae") and len(parts) > 2:
+        return f"train@{parts[2]}"
+    if parts[:2] == ("metrics", "eval") and len(parts) > 2:
+        return f"evaluate@{Path(parts[2]).stem}"
+    return {
+        "raw": "download",
+        "processed": "normalize",
+        "judge": "judge",
+        "judge.json": "judge",
+        "figures": "render",
+    }.get(parts[1] if len(parts) > 1 else parts[0], "<the stage that writes it>")
+
+
+def unreadable(path: Path, reason: object) -> StageError:
+    """One line naming a missing or corrupt input file and the two ways to get it back."""
+    path = Path(path)
+    what = "is missing" if isinstance(reason, FileNotFoundError) else f"is unreadable ({str(reason).splitlines()[0]})"
+    return StageError(
+        f"{path} {what}: restore it with `dvc checkout {path.parent if path.suffix else path}`"
+        f" or rebuild it with `dvc repro -f {producer(path)}`"
+    )
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise unreadable(path, exc) from None

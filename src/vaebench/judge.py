@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vaebench.io import unreadable
+
 
 class Judge(nn.Module):
     FEATURES = 128
@@ -70,12 +72,35 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float((probs.argmax(1) == labels.cpu()).double().mean())
 
 
+def reference_figures(judge: Judge, test_images: torch.Tensor, test_labels: torch.Tensor) -> dict[str, float]:
+    """The judge's figures for real data: the bounds that the VAEs' figures are read against.
+
+    Test-set halves are random (MNIST's test set is ordered: its first 5,000 digits come from
+    other writers); noise is uniform pixels, seeded.
+    """
+    from vaebench.quality import class_figures, frechet_distance
+
+    features, probs = judge_outputs(judge, test_images)
+    halves = torch.randperm(len(features), generator=torch.Generator().manual_seed(0)).chunk(2)
+    noise = torch.rand(test_images.shape, generator=torch.Generator().manual_seed(0)).to(test_images.device)
+    return {
+        "test_accuracy": accuracy(probs, test_labels),
+        "fid_test_halves": frechet_distance(features[halves[0]], features[halves[1]]),
+        "fid_test_vs_noise": frechet_distance(features, judge_outputs(judge, noise)[0]),
+        **{f"test_{k}": v for k, v in class_figures(probs).items()},
+    }
+
+
 def save_judge(judge: Judge, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.cpu() for k, v in judge.state_dict().items()}, directory / "weights.pt")
 
 
 def load_judge(directory: str | Path, device: torch.device | str = "cpu") -> Judge:
+    path = Path(directory) / "weights.pt"
     judge = Judge()
-    judge.load_state_dict(torch.load(Path(directory) / "weights.pt", map_location=device, weights_only=True))
+    try:
+        judge.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise unreadable(path, exc) from None
     return judge.to(device).eval()

@@ -1,7 +1,10 @@
-"""The params.yaml schema: every stage validates the whole file before it does any work.
+"""The params.yaml schema: the `validate` stage checks the whole file before any other stage runs.
 
-A typo in a key or a value out of range must fail in the first second of a stage, naming the key,
-the value and what is allowed, not after an hour of training.
+A typo in a key or a value out of range must fail in the first second, naming the key, the value
+and what is allowed, not after an hour of training. Types are strict (no bool for an int, no "20"
+for 20, no 20.0 for an epoch count), floats finite, every section present, no key given twice.
+Model sections are checked by each architecture's own config class (models/<arch>.py), which
+needs torch; that happens last, so that every other mistake is reported before torch loads.
 """
 
 from __future__ import annotations
@@ -11,64 +14,72 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaebench.errors import StageError
 
-ARCHITECTURES = ("mlp", "cnn")
+MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
+MAX_IWAE_K = 100_000  # memory does not grow with k, time does: 5000 is the literature's figure
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Section(BaseModel):
+    """A params section: strict types, finite floats, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class DataParams(_Section):
-    val_size: int = Field(10_000, ge=1, le=59_000)
-    subset: int = Field(0, ge=0)
-    seed: int = 0
-    standardize_input: bool = False
-    binarize: bool = False
+class CompareParams(Section):
+    archs: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+
+    @field_validator("archs", "seeds")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values}: each value once")
+        return values
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_negative(cls, seeds: list[int]) -> list[int]:
+        if min(seeds) < 0:
+            raise ValueError(f"{seeds}: seeds must be >= 0")
+        return seeds
 
 
-class MLPParams(_Section):
-    hidden: int = Field(400, ge=1)
-    latent: int = Field(20, ge=1)
-
-
-class CNNParams(_Section):
-    channels: tuple[int, int, int] = (16, 32, 16)
-    latent: int = Field(10, ge=1)
+class DataParams(Section):
+    val_size: int = Field(ge=1, le=MNIST_TRAIN_IMAGES - 1000)
+    subset: int = Field(ge=0)
+    seed: int = Field(ge=0)
+    standardize_input: bool
+    binarize: bool
 
     @model_validator(mode="after")
-    def _positive_channels(self) -> CNNParams:
-        if min(self.channels) < 1:
-            raise ValueError(f"channels = {list(self.channels)}: every channel count must be >= 1")
+    def _subset_within_split(self) -> DataParams:
+        available = MNIST_TRAIN_IMAGES - self.val_size
+        if self.subset > available:
+            raise ValueError(
+                f"subset = {self.subset}: only {available} training images remain after val_size = {self.val_size};"
+                f" allowed: 0 (all) to {available}"
+            )
         return self
 
 
-class ModelParams(_Section):
-    mlp: MLPParams = MLPParams()
-    cnn: CNNParams = CNNParams()
-
-
-class LossParams(_Section):
-    recon: Literal["bce", "mse"] = "bce"
-    kl_weight: float = Field(1.0, ge=0.0)
+class LossParams(Section):
+    recon: Literal["bce", "mse"]
+    kl_weight: float = Field(ge=0.0)
 
 
 SEED_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the seed's published grids
 
 
-class TrainParams(_Section):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    threads: int = Field(0, ge=0)
-    compile: bool = False
-    amp: bool = False
-    snapshot_epochs: Literal["auto"] | tuple[int, ...] = "auto"
+class TrainParams(Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    compile: bool
+    amp: bool
+    snapshot_epochs: Literal["auto"] | list[int]
 
     @model_validator(mode="after")
     def _snapshots_within_run(self) -> TrainParams:
@@ -87,32 +98,42 @@ class TrainParams(_Section):
         return sorted({e for e in chosen if e <= self.epochs} | {self.epochs})
 
 
-class EvaluateParams(_Section):
-    iwae_k: int = Field(50, ge=1)
-    test_subset: int = Field(0, ge=0)
-    batch_size: int = Field(500, ge=1)
-    n_samples: int = Field(10_000, ge=2)
+class RuntimeParams(Section):
+    """Settings every stage shares: where tensors live and how many CPU threads torch uses."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    threads: int = Field(ge=0)
 
 
-class JudgeParams(_Section):
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(3e-3, gt=0.0)
-    seed: int = 0
+class EvaluateParams(Section):
+    iwae_k: int = Field(ge=1, le=MAX_IWAE_K)
+    test_subset: int = Field(ge=0, le=MNIST_TEST_IMAGES)
+    batch_size: int = Field(ge=1)
+    n_samples: int = Field(ge=2)
+    seed: int = Field(ge=0)
 
 
-class MlflowParams(_Section):
-    experiment: str = Field("vaebench", min_length=1)
+class JudgeParams(Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    seed: int = Field(ge=0)
 
 
-class Params(_Section):
-    data: DataParams = DataParams()
-    model: ModelParams = ModelParams()
-    loss: LossParams = LossParams()
-    train: TrainParams = TrainParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    judge: JudgeParams = JudgeParams()
-    mlflow: MlflowParams = MlflowParams()
+class MlflowParams(Section):
+    experiment: str = Field(min_length=1, pattern=r"\S")
+
+
+class Params(Section):
+    compare: CompareParams
+    data: DataParams
+    model: dict[str, dict[str, Any]]
+    loss: LossParams
+    train: TrainParams
+    runtime: RuntimeParams
+    evaluate: EvaluateParams
+    judge: JudgeParams
+    mlflow: MlflowParams
 
     @model_validator(mode="after")
     def _binarized_needs_bce(self) -> Params:
@@ -122,6 +143,12 @@ class Params(_Section):
                 f" got {self.loss.recon!r}"
             )
         return self
+
+    def model_config_of(self, arch: str) -> Any:
+        """The validated config of one architecture (its class lives beside the model)."""
+        from vaebench.models import config_class
+
+        return config_class(arch).model_validate(self.model[arch])
 
 
 class ParamsError(StageError, ValueError):
@@ -142,41 +169,100 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return section
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
+def _describe(error: dict[str, Any], prefix: tuple[Any, ...] = (), schema: type[BaseModel] | None = None) -> str:
+    loc = prefix + tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
-        allowed = _allowed(_section_at(loc))
+        allowed = _allowed(schema if schema is not None else _section_at(loc))
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})"
+    if error["type"] == "missing":
+        return f"{key}: missing; every key must be in params.yaml (DVC tracks only what is written there)"
     message = error["msg"]
     if error["type"] == "value_error":  # a check across keys: its message names them and the values
         message = message.removeprefix("Value error, ")
-        return f"{key}.{message}" if key else message
+        if not key:
+            return message
+        section_level = _section_at((*loc, "")) is not None  # a section's check names its own keys
+        return f"{key}.{message}" if section_level else f"{key} = {message}"
     if error["type"] == "literal_error":
         message = f"must be one of {message.removeprefix('Input should be ')}"
     return f"{key} = {error.get('input')!r}: {message}"
 
 
-def parse_params(raw: dict[str, Any] | None, source: str = "params.yaml") -> Params:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's own loader, except that a key given twice is an error instead of 'last one wins'."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _check_models(params: Params) -> list[str]:
+    """Each compared architecture has a model file and a valid section under `model:`."""
+    from vaebench.models import architectures, config_class
+
+    known = architectures()
+    problems = [
+        f"compare.archs: {arch!r} has no model file; allowed: {', '.join(known)} (src/vaebench/models/<arch>.py)"
+        for arch in params.compare.archs
+        if arch not in known
+    ]
+    problems += [
+        f"model.{arch}: missing; every compared architecture needs its section"
+        for arch in params.compare.archs
+        if arch in known and arch not in params.model
+    ]
+    for arch, section in params.model.items():
+        if arch not in known:
+            problems.append(f"model.{arch}: no model file for it; allowed: {', '.join(known)}")
+            continue
+        schema = config_class(arch)
+        try:
+            schema.model_validate(section)
+        except ValidationError as exc:
+            problems += [_describe(e, ("model", arch), schema) for e in exc.errors()]
+    return problems
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source} is empty or not a mapping of sections (compare, data, model, ...)")
     try:
-        return Params.model_validate(raw or {})
+        params = Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
-        raise ParamsError(f"{source} is invalid:\n{problems}") from None
+        problems = [_describe(e) for e in exc.errors()]
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems)) from None
+    problems = _check_models(params)
+    if problems:
+        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
-    return parse_params(yaml.safe_load(path.read_text()), source=str(path))
+    try:
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the stage from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, source=str(path))
 
 
-def flat_params(params: Params, arch: str) -> dict[str, Any]:
-    """Params for MLflow, flat; the run's own model section becomes `model.*` so both runs align."""
-    dumped = params.model_dump(mode="json")
+def flat_params(params: Params, arch: str, seed: int) -> dict[str, Any]:
+    """Params for MLflow, flat; the run's own model section becomes `model.*` so all runs align."""
+    dumped = params.model_dump(mode="json", exclude={"compare"})
     dumped["model"] = dumped["model"][arch]
-    flat: dict[str, Any] = {"arch": arch}
+    flat: dict[str, Any] = {"arch": arch, "seed": seed}
 
     def walk(prefix: str, node: Any) -> None:
         if isinstance(node, dict):

@@ -15,9 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 from torchvision.utils import make_grid, save_image
 
-from vaebench.evaluate import sample_prior
 from vaebench.models.base import VAE
-from vaebench.train import reconstruct
 
 
 def originals_over_reconstructions(images: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
@@ -30,12 +28,12 @@ def to_pil(grid: torch.Tensor) -> Image.Image:
 
 
 def save_reconstructions(model: VAE, images: torch.Tensor, path: Path) -> None:
-    save_image(originals_over_reconstructions(images, reconstruct(model, images)), path)
+    save_image(originals_over_reconstructions(images, model.reconstruct(images)), path)
 
 
 def save_prior_samples(model: VAE, path: Path, n: int = 64, mean: float = 0.0, std: float = 1.0, seed: int = 0) -> None:
     """Decode z ~ N(mean, std^2 I): N(0, I) is the prior; other values show the seed's knob."""
-    samples = sample_prior(model, n, seed, mean, std)
+    samples = model.sample(n, seed, mean, std)
     save_image(samples.cpu(), path, nrow=int(n**0.5) or 1, pad_value=1.0)
 
 
@@ -55,17 +53,26 @@ def save_progress_montage(snapshots: dict[str, torch.Tensor], path: Path, title:
     plt.close(fig)
 
 
-def save_loss_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
-    """Train and validation loss per epoch of every architecture, on one set of axes."""
+def save_loss_curves(histories: dict[str, list[pd.DataFrame]], path: Path) -> None:
+    """Mean train and validation loss per epoch of every architecture over its seeds, the band
+    spanning the seeds' lowest to highest value, on one set of axes."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for arch, frame in histories.items():
-        (line,) = ax.plot(frame["epoch"], frame["train_loss"], label=f"{arch} train")
-        ax.plot(frame["epoch"], frame["val_loss"], "--", color=line.get_color(), label=f"{arch} validation")
+    for arch, frames in histories.items():
+        runs = pd.concat(frames)
+        n = len(frames)
+        color = None
+        for column, style, label in (("train_loss", "-", "train"), ("val_loss", "--", "validation")):
+            by_epoch = runs.groupby("epoch")[column]
+            mean = by_epoch.mean()
+            (line,) = ax.plot(mean.index, mean, style, color=color, label=f"{arch} {label} (mean of {n})")
+            color = line.get_color()
+            if n > 1:
+                ax.fill_between(mean.index, by_epoch.min(), by_epoch.max(), color=color, alpha=0.15, linewidth=0)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("loss per image (nats)")
-    ax.set_title("Training and validation loss")
-    ax.legend()
+    ax.set_title("Training and validation loss (band: seeds' min to max)")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -97,8 +104,7 @@ def save_manifold(model: VAE, path: Path, steps: int = 20) -> None:
     model.eval()
     quantiles = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, steps))
     z = torch.cartesian_prod(quantiles.flip(0), quantiles).flip(1)  # rows top to bottom, z2 decreasing
-    device = next(model.parameters()).device
-    save_image(model.decode(z.to(device)).cpu(), path, nrow=steps, pad_value=1.0)
+    save_image(model.decode(z.to(model.device)).cpu(), path, nrow=steps, pad_value=1.0)
 
 
 @torch.no_grad()

@@ -1,34 +1,20 @@
-"""reports/compare.md: every figure of both architectures in one table, the better value in bold,
-then the reference figures and the images. Written with pandas (to_markdown), read on GitHub.
+"""reports/compare.md: every figure of every architecture as mean ± 95 % interval over its seeds,
+each pair tested (Welch), a winner in bold only where the test says so; then the images.
+Written with pandas (to_markdown), read on GitHub.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
-# figure -> (what it is, which way is better: "lower", "higher" or None)
-FIGURES: dict[str, tuple[str, str | None]] = {
-    "neg_elbo": ("−ELBO per image, sampled z (nats)", "lower"),
-    "nll_iwae": ("NLL estimate, IWAE bound with k samples (nats)", "lower"),
-    "elbo_iwae_gap": ("−ELBO minus IWAE NLL: looseness of the ELBO (nats)", "lower"),
-    "recon": ("reconstruction part of −ELBO (nats)", "lower"),
-    "kl": ("KL part of −ELBO (nats)", None),
-    "mse_per_pixel": ("reconstruction MSE per pixel, z = μ", "lower"),
-    "recon_judge_accuracy": ("judge accuracy on reconstructions", "higher"),
-    "fid": ("Fréchet distance, judge features, prior samples vs test", "lower"),
-    "sample_inception_score": ("judge Inception Score of prior samples (1 to 10)", "higher"),
-    "sample_digits_present": ("digits with ≥ 1% of prior samples (of 10)", "higher"),
-    "sample_class_entropy": ("entropy of the samples' digit histogram (ln 10 = 2.303)", "higher"),
-    "linear_probe_accuracy": ("linear probe accuracy on latent means", "higher"),
-    "active_units": ("active latent units (Var μ > 0.01)", None),
-    "latent": ("latent size", None),
-    "n_params": ("parameters", None),
-    "train_seconds": ("training time (s)", "lower"),
-}
+from vaebench.comparison import FIGURES, pairs
+from vaebench.stats import ALPHA, NO_DIFFERENCE, ONE_SEED
+
 REFERENCE: dict[str, str] = {
-    "judge_test_accuracy": "judge accuracy on the test set",
+    "test_accuracy": "judge accuracy on the test set",
     "fid_test_halves": "Fréchet distance, test set half vs half (≈ 0: the floor)",
     "fid_test_vs_noise": "Fréchet distance, test set vs uniform noise (the ceiling)",
     "test_inception_score": "Inception Score of the test set itself",
@@ -38,50 +24,108 @@ REFERENCE: dict[str, str] = {
 PER_ARCH_FIGURES = ("reconstructions", "samples", "progress", "latent_map", "interpolations", "manifold")
 
 
-def _format(value: Any) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
+def _format(value: float) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 100 else f"{value:.4g}"
 
 
-def figure_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per figure, one column per architecture, the better value in bold."""
-    archs = list(results)
+def _cell(row: pd.Series) -> str:
+    if row["n"] < 2 or math.isnan(row["ci_low"]) or row["std"] == 0:
+        return _format(row["mean"])
+    return f"{_format(row['mean'])} ± {_format((row['ci_high'] - row['ci_low']) / 2)}"
+
+
+def _difference(row: pd.Series) -> str:
+    if math.isnan(row["ci_low"]):
+        return _format(row["diff"])
+    return f"{_format(row['diff'])} [{_format(row['ci_low'])}, {_format(row['ci_high'])}]"
+
+
+def figure_table(table: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
+    """One row per figure: each architecture's mean ± half-width, and for two architectures the
+    difference, its interval, p and the verdict; the winner's value in bold."""
     rows = []
-    for name, (meaning, better) in FIGURES.items():
-        values = {arch: results[arch].get(name) for arch in archs}
-        if any(v is None for v in values.values()):
+    for name, (meaning, _) in FIGURES.items():
+        of_figure = table[table["figure"] == name]
+        summaries = {r["arch"]: r for _, r in of_figure[of_figure["arch"].isin(archs)].iterrows()}
+        if set(summaries) != set(archs):
             continue
-        shown = {arch: _format(v) for arch, v in values.items()}
-        best = (min if better == "lower" else max)(values.values()) if better else None
-        tie = len(set(shown.values())) == 1  # equal as printed: bolding one would claim a difference unseen
-        cells = {arch: f"**{shown[arch]}**" if v == best and not tie else shown[arch] for arch, v in values.items()}
-        rows.append({"figure": name, "what it is": meaning, **cells})
+        diffs = {r["arch"]: r for _, r in of_figure[~of_figure["arch"].isin(archs)].iterrows()}
+        winners = {d["verdict"] for d in diffs.values() if d["verdict"] in archs}
+        cells = {a: f"**{_cell(s)}**" if a in winners and len(archs) == 2 else _cell(s) for a, s in summaries.items()}
+        row = {"figure": name, "what it is": meaning, **cells}
+        if len(archs) == 2:
+            (d,) = diffs.values() or [None]
+            difference, p = (_difference(d), _p(d["p_value"])) if d is not None else ("–", "–")
+            row |= {f"{archs[1]} − {archs[0]} [95 % CI]": difference, "p (Welch)": p}
+            row["verdict"] = d["verdict"] if d is not None and d["verdict"] else "–"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _p(p: float) -> str:
+    return "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def pair_table(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    """With three or more architectures: one table per pair, the difference b − a per figure."""
+    rows = table[table["arch"] == f"{b} - {a}"]
+    return pd.DataFrame(
+        {
+            "figure": rows["figure"],
+            f"{b} − {a} [95 % CI]": [_difference(r) for _, r in rows.iterrows()],
+            "p (Welch)": [_p(p) for p in rows["p_value"]],
+            "verdict": [v or "–" for v in rows["verdict"]],
+        }
+    )
+
+
+def _intro(archs: list[str], n_seeds: dict[str, int], iwae_k: int) -> list[str]:
+    seeds = ", ".join(f"{a}: {n}" for a, n in n_seeds.items())
+    if min(n_seeds.values()) < 2:
+        verdicts = f"With one seed no verdict is possible ({ONE_SEED}): the values are single trainings."
+    else:
+        verdicts = (
+            f"Each cell is the mean over seeds ± the half-width of its 95 % interval (Student's t). Between"
+            f" architectures, Welch's t-test at α = {ALPHA}: a value is in **bold** and named in the verdict"
+            f" only where the test rejects equal means; otherwise the verdict is *{NO_DIFFERENCE}*."
+            f" {len(FIGURES)} figures are tested without a correction for multiple comparisons: read a"
+            f" p-value near {ALPHA} as a hint, not a result."
+        )
+    return [
+        f"# {' vs '.join(a.upper() for a in archs)} VAE on MNIST",
+        "",
+        f"Test set figures (IWAE with k = {iwae_k}); seeds per architecture: {seeds}. {verdicts}",
+        "Written by `dvc repro` (stages evaluate@…, render, report): edit nothing here by hand.",
+        "",
+    ]
+
+
 def compare_markdown(
-    results: dict[str, dict[str, Any]], reference: dict[str, float], iwae_k: int, figures: list[str]
+    table: pd.DataFrame, n_seeds: dict[str, int], reference: dict[str, Any], iwae_k: int, figures: list[str]
 ) -> str:
     """The whole report; `figures` are file names under reports/figures/."""
-    archs = list(results)
+    archs = list(n_seeds)
     lines = [
-        "# MLP VAE vs CNN VAE on MNIST",
+        *_intro(archs, n_seeds, iwae_k),
+        figure_table(table, archs).to_markdown(index=False, disable_numparse=True),
         "",
-        f"Test set figures (IWAE with k = {iwae_k}); the better value is in bold. Written by `dvc repro`",
-        "(stages evaluate, render, report): edit nothing here by hand.",
-        "",
-        figure_table(results).to_markdown(index=False, disable_numparse=True),
-        "",
+    ]
+    if len(archs) > 2:
+        for a, b in pairs(archs):
+            lines += [f"## {b} − {a}", "", pair_table(table, a, b).to_markdown(index=False, disable_numparse=True), ""]
+    reference_rows = [
+        {"figure": k, "what it is": REFERENCE[k], "value": _format(v)} for k, v in reference.items() if k in REFERENCE
+    ]
+    lines += [
         "## Reference figures (real data, same judge)",
         "",
-        pd.DataFrame(
-            [
-                {"figure": k, "what it is": REFERENCE[k], "value": _format(v)}
-                for k, v in reference.items()
-                if k in REFERENCE
-            ]
-        ).to_markdown(index=False, disable_numparse=True),
+        pd.DataFrame(reference_rows).to_markdown(index=False, disable_numparse=True),
         "",
         "## Figures",
+        "",
+        "Images are of each architecture's first seed; the loss curves show every seed.",
         "",
     ]
     if "loss_curves.png" in figures:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaebench.io import atomic_path
+from vaebench.io import atomic_path, unreadable
 
 SPLITS = ("train", "val", "test")
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -32,5 +32,20 @@ def load_split(
     directory: str | Path, name: str, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of one split, moved to `device` once: training draws batches by index."""
-    blob = torch.load(Path(directory) / f"{name}.pt", map_location=device, weights_only=True)
-    return blob["images"], blob["labels"]
+    path = Path(directory) / f"{name}.pt"
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        return blob["images"], blob["labels"]
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError) as exc:
+        raise unreadable(path, exc) from None
+
+
+def processed_digest(lock: Path = Path("dvc.lock")) -> str:
+    """DVC's hash of data/processed, from dvc.lock (written as soon as normalize ran); '' if unknown."""
+    import yaml
+
+    try:
+        outs = yaml.safe_load(lock.read_text())["stages"]["normalize"]["outs"]
+        return next(out["md5"] for out in outs if out["path"] == "data/processed")
+    except (OSError, KeyError, TypeError, StopIteration, yaml.YAMLError):
+        return ""

@@ -9,7 +9,11 @@ from vaebench.errors import StageError, Terminated
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); expected failures print their message without a traceback."""
+    """Run a stage's main(); expected failures print their message without a traceback.
+
+    Outputs are written atomically and declared `persist` in dvc.yaml, so whatever fails here,
+    the previous outputs are still in place.
+    """
     try:
         main()
     except StageError as exc:
@@ -20,3 +24,10 @@ def run_stage(main: Callable[[], None]) -> None:
     except Terminated:
         print("terminated: outputs left as they were", file=sys.stderr)
         sys.exit(143)
+    except Exception as exc:
+        if type(exc).__module__.startswith("mlflow"):  # the server went away mid-run, say
+            from vaebench.environment import tracking_uri
+
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            sys.exit(f"error: MLflow at {tracking_uri()} failed: {first_line}; outputs left as they were")
+        raise

@@ -1,4 +1,4 @@
-"""MLflow: where the store lives, one run per architecture, and honest run status.
+"""MLflow: where the store lives, one run per (architecture, seed), and honest run status.
 
 The store is `MLFLOW_TRACKING_URI` when set; otherwise SQLite `mlflow.db` with artifacts in
 `mlartifacts/`, both at the repository root. DVC sets `DVC_ROOT` to that root for stage commands,
@@ -9,30 +9,31 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; no phoning home
+# MLflow retries an unreachable server for minutes by default; a stage should say so in seconds.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import mlflow
 import torch
 from filelock import FileLock
-from mlflow.entities import RunStatus
+from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
+from vaebench import environment
+from vaebench.environment import check_tracking_server, tracking_uri
 from vaebench.errors import Terminated
-
-
-def repo_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+from vaebench.io import process_alive
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -46,6 +47,7 @@ def use_experiment(name: str) -> str:
     parallel stages (`dvc queue start -j 2`) neither race MLflow's migrations nor block readers.
     """
     uri = tracking_uri()
+    check_tracking_server(uri)
     mlflow.set_tracking_uri(uri)
     db = _sqlite_path(uri)
     with FileLock(f"{db}.lock") if db else nullcontext():
@@ -56,7 +58,7 @@ def use_experiment(name: str) -> str:
         if experiment is None:
             # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns
             # relative to whatever directory the first run happened to start in.
-            location = (repo_root() / "mlartifacts").as_uri() if db else None
+            location = (environment.repo_root() / "mlartifacts").as_uri() if db else None
             mlflow.create_experiment(name, artifact_location=location)
             experiment = mlflow.get_experiment_by_name(name)
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
@@ -68,12 +70,13 @@ def _git(*args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def provenance_tags(arch: str) -> dict[str, str]:
-    """Architecture, git commit and dirtiness, and DVC's experiment and stage names when set.
+def provenance_tags(stage: str, **tags: str) -> dict[str, str]:
+    """The stage, git commit and dirtiness, DVC's experiment name, and the process that logs.
 
-    MLflow sets the commit tag only for `mlflow run` projects and never flags a dirty tree.
+    MLflow sets the commit tag only for `mlflow run` projects and never flags a dirty tree. The
+    host and pid let the next run of the stage tell a run whose process died from a live one.
     """
-    tags = {"arch": arch}
+    tags = {"vaebench.stage": stage, "host": socket.gethostname(), "pid": str(os.getpid()), **tags}
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -82,6 +85,27 @@ def provenance_tags(arch: str) -> dict[str, str]:
         if os.environ.get(var):
             tags[var.lower()] = os.environ[var]
     return tags
+
+
+def close_stale_runs(experiment_id: str, stage: str) -> list[str]:
+    """Mark FAILED the RUNNING runs of `stage` whose process on this host is gone (SIGKILL, OOM)."""
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id], filter_string=f"tags.`vaebench.stage` = '{stage}' and attributes.status = 'RUNNING'"
+    )
+    closed = []
+    for run in running:
+        tags = run.data.tags
+        if (
+            tags.get("host") == socket.gethostname()
+            and tags.get("pid", "").isdigit()
+            and not process_alive(int(tags["pid"]))
+        ):
+            client.set_tag(run.info.run_id, "vaebench.note", f"process {tags['pid']} died without closing this run")
+            client.set_terminated(run.info.run_id, "FAILED")
+            closed.append(run.info.run_id)
+            print(f"marked MLflow run {run.info.run_id} FAILED: its process {tags['pid']} had died")
+    return closed
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
@@ -105,22 +129,52 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def resumed_run(run_id: str) -> Iterator[mlflow.ActiveRun | None]:
-    """Reopen a training run to add evaluation figures; None (with a warning) if the store lacks it.
-
-    The run can be missing when models came from a DVC remote (`dvc pull`) into another checkout
-    whose MLflow store never saw that training: the stage's DVC outputs are still worth writing.
-    """
+def find_run(run_id: str) -> bool:
+    """Whether the store holds the run; False (with a warning) when the models came from a DVC
+    remote into a checkout whose MLflow store never saw their training."""
     try:
-        existing = mlflow.get_run(run_id)
+        MlflowClient().get_run(run_id)
     except MlflowException:
         print(f"warning: MLflow run {run_id} is not in {tracking_uri()}; figures go to DVC outputs only")
-        yield None
+        return False
+    return True
+
+
+def add_to_run(run_id: str, metrics: dict[str, float] = {}, artifacts: dict[Path, str] = {}) -> None:  # noqa: B006
+    """Add figures to a finished training run without reopening it, so its end time (the
+    'Duration' column) stays the training's. `artifacts` maps a file to its artifact folder."""
+    if not find_run(run_id):
         return
-    mlflow.set_experiment(experiment_id=existing.info.experiment_id)  # start_run insists they match
-    with tracked_run(run_id=run_id) as run:
-        yield run
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    items = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+    for start in range(0, len(items), 1000):  # MLflow's batch limit
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+    for path, folder in artifacts.items():
+        client.log_artifact(run_id, str(path), artifact_path=folder)
+
+
+def log_training_data(images: torch.Tensor, digest: str, source: str) -> None:
+    """The training split as the run's dataset input (the UI's Dataset column); the digest is
+    DVC's hash of data/processed, so a run names the exact data it saw."""
+    import mlflow.data
+
+    dataset = mlflow.data.from_numpy(images[:1].cpu().numpy(), source=source, name="mnist-train", digest=digest)
+    mlflow.log_input(dataset, context="training")
+
+
+def log_comparison(per_seed: Any, summary: Any, files: list[Path], run_ids: dict[str, str]) -> str:
+    """One run `comparison` per pipeline run that aggregates: its tables and figures, and the ids
+    of the training runs it summarises. Not their parent: DVC reuses a cached training run in
+    every later comparison that keeps its params, so a training run belongs to many comparisons."""
+    tags = provenance_tags("report", role="comparison")
+    with tracked_run(run_name="comparison", tags=tags) as run:
+        mlflow.log_params({"runs": ",".join(run_ids), "run_ids": ",".join(run_ids.values())})
+        mlflow.log_table(per_seed, artifact_file="per_seed.json")
+        mlflow.log_table(summary, artifact_file="summary.json")
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path="figures" if path.suffix == ".png" else None)
+    return run.info.run_id
 
 
 class _Reconstructor(torch.nn.Module):
@@ -139,7 +193,7 @@ def log_torch_model(model: torch.nn.Module, example: torch.Tensor) -> None:
 
     MLflow 3's default `pt2` format is a torch.export graph, not a pickle, so loading it runs no
     code of ours; it traces forward() on `example`. Requirements are given because pip inference
-    needs the network. The VAE itself (encode/decode) is `vaebench.load_model("models/<arch>")`.
+    needs the network. The VAE itself (encode/decode) is `vaebench.load_model("models/vae/<arch>-<seed>")`.
     """
     import mlflow.pytorch
     import numpy as np

@@ -104,13 +104,6 @@ def evaluate_loss(
     return (totals / len(images)).tolist()
 
 
-@torch.no_grad()
-def reconstruct(model: VAE, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Deterministic reconstructions (decoded posterior means) in eval mode, on the CPU."""
-    model.eval()
-    return torch.cat([model.decode(model.encode(x)[0]).cpu() for x in images.split(batch_size)])
-
-
 def fit(
     model: VAE,
     train_images: torch.Tensor,

@@ -1,50 +1,95 @@
-"""One registry for both architectures, and the on-disk format of a trained model.
+"""The architectures, found by their files, and the on-disk format of a trained model.
 
-A model directory holds `config.json` (architecture and sizes: what rebuilds the module) and
+An architecture is a module `models/<arch>.py` that defines one `VAE` subclass with its `Config`;
+its name is the file's name, which params.yaml uses (`compare.archs`, `model.<arch>`) and dvc.yaml
+depends on. Adding one is that file plus its params section: nothing here lists them.
+
+A model directory holds `config.json` (architecture and config: what rebuilds the module) and
 `weights.pt` (a state dict, loaded with `weights_only=True`: a model file is data, never code).
+This module imports torch only when a model is built, so params validation stays light.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import pkgutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from vaebench.errors import StageError
+from vaebench.io import atomic_path, unreadable, write_json
 
-from vaebench.io import atomic_path, read_json, write_json
-from vaebench.models.base import VAE
-from vaebench.models.cnn import CNNVAE
-from vaebench.models.mlp import MLPVAE
-from vaebench.params import Params
+if TYPE_CHECKING:
+    import torch
 
-REGISTRY: dict[str, type[VAE]] = {"mlp": MLPVAE, "cnn": CNNVAE}
+    from vaebench.models.base import VAE, ModelConfig
 
-
-def model_kwargs(params: Params, arch: str) -> dict[str, Any]:
-    return getattr(params.model, arch).model_dump(mode="json")
+NOT_ARCHITECTURES = {"base"}
 
 
-def build_model(arch: str, **kwargs: Any) -> VAE:
-    if arch not in REGISTRY:
-        raise ValueError(f"unknown architecture {arch!r}; allowed: {', '.join(REGISTRY)}")
-    return REGISTRY[arch](**kwargs)
+def architectures() -> list[str]:
+    """Every model file of this package (and of any folder added to its __path__)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in NOT_ARCHITECTURES)
 
 
-def save_model(model: VAE, arch: str, kwargs: dict[str, Any], directory: Path) -> None:
+def model_class(arch: str) -> type[VAE]:
+    from vaebench.models.base import VAE
+
+    if arch not in architectures():
+        raise StageError(f"unknown architecture {arch!r}; allowed: {', '.join(architectures())}")
+    module = importlib.import_module(f"{__name__}.{arch}")
+    (cls,) = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, VAE) and c.__module__ == module.__name__
+    ]
+    return cls
+
+
+def config_class(arch: str) -> type[ModelConfig]:
+    return model_class(arch).Config
+
+
+def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, **sizes: Any) -> VAE:
+    """The architecture with its config, given whole or as keyword sizes (the rest default)."""
+    cls = model_class(arch)
+    return cls(cls.Config.model_validate(config if config is not None else sizes))
+
+
+def save_model(model: VAE, directory: Path) -> None:
     """Write config.json and weights.pt into `directory` (which the caller writes atomically)."""
+    import torch
+
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "config.json", {"arch": arch, "kwargs": kwargs})
+    write_json(directory / "config.json", {"arch": model.arch, "config": model.config.model_dump(mode="json")})
     with atomic_path(directory / "weights.pt") as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
 
 
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> VAE:
-    """Rebuild a trained model from a train stage output, in eval mode."""
+    """Rebuild a trained model from a train stage output, in eval mode.
+
+    Every way the directory can be broken (missing, corrupt, an unknown architecture) raises a
+    one-line error that names the file and how to get it back.
+    """
+    import torch
+
     directory = Path(directory)
-    config = read_json(directory / "config.json")
-    model = build_model(config["arch"], **config["kwargs"])
-    state = torch.load(directory / "weights.pt", map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    config_path, weights_path = directory / "config.json", directory / "weights.pt"
+    try:
+        config = json.loads(config_path.read_text())
+        arch, sizes = config["arch"], config.get("config", config.get("kwargs"))  # kwargs: before seeds
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise unreadable(config_path, exc) from None
+    if arch not in architectures():
+        raise unreadable(config_path, f"unknown architecture {arch!r}; known: {', '.join(architectures())}")
+    try:
+        model = build_model(arch, sizes)
+        state = torch.load(weights_path, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise unreadable(weights_path, exc) from None
     return model.to(device).eval()
 
 

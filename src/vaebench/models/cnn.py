@@ -6,16 +6,31 @@ The seed names the second branch's output `std` but uses it as log-variance; her
 from __future__ import annotations
 
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 
-from vaebench.models.base import VAE
+from vaebench.models.base import VAE, ModelConfig
+
+
+class CNNConfig(ModelConfig):
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 16])
+    latent: int = Field(10, ge=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _three_positive(cls, channels: list[int]) -> list[int]:
+        if len(channels) != 3:
+            raise ValueError(f"{channels}: three channel counts are needed (conv 1, conv 2, conv 3)")
+        if min(channels) < 1:
+            raise ValueError(f"{channels}: every channel count must be >= 1")
+        return channels
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.BatchNorm2d(c_out), nn.Tanh()]
 
 
-def _branch(channels: tuple[int, int, int]) -> nn.Sequential:
+def _branch(channels: list[int]) -> nn.Sequential:
     """1x28x28 -> c1x14x14 -> c2x7x7 -> c3x7x7 -> flat c3*49."""
     c1, c2, c3 = channels
     return nn.Sequential(
@@ -24,12 +39,14 @@ def _branch(channels: tuple[int, int, int]) -> nn.Sequential:
 
 
 class CNNVAE(VAE):
-    def __init__(self, channels: tuple[int, int, int] = (16, 32, 16), latent: int = 10) -> None:
-        super().__init__()
-        self.latent = latent
-        c3 = channels[2]
+    Config = CNNConfig
+
+    def __init__(self, config: CNNConfig | None = None) -> None:
+        config = config or CNNConfig()
+        super().__init__(config)
+        c3, latent = config.channels[2], config.latent
         flat = c3 * 7 * 7
-        self.mu_branch, self.logvar_branch = _branch(channels), _branch(channels)
+        self.mu_branch, self.logvar_branch = _branch(config.channels), _branch(config.channels)
         self.mu = nn.Linear(flat, latent)
         self.logvar = nn.Linear(flat, latent)
         self.decoder = nn.Sequential(

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from vaebench.models.base import VAE
+from vaebench.models.base import VAE, ModelConfig
 
 PIXELS = 28 * 28
 
 
+class MLPConfig(ModelConfig):
+    hidden: int = Field(400, ge=1)
+    latent: int = Field(20, ge=1)
+
+
 class MLPVAE(VAE):
-    def __init__(self, hidden: int = 400, latent: int = 20) -> None:
-        super().__init__()
-        self.latent = latent
+    Config = MLPConfig
+
+    def __init__(self, config: MLPConfig | None = None) -> None:
+        config = config or MLPConfig()
+        super().__init__(config)
+        hidden, latent = config.hidden, config.latent
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, hidden), nn.ReLU())
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)

@@ -1,0 +1,83 @@
+"""The comparison across seeds: every figure summarised per architecture, every pair of
+architectures tested, as one long table (reports/compare.csv) and DVC's metrics (metrics/compare.json).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import pandas as pd
+
+from vaebench.stats import Better, compare, summarize
+
+# figure -> (what it is, which way is better: "lower", "higher" or None)
+FIGURES: dict[str, tuple[str, Better]] = {
+    "neg_elbo": ("−ELBO per image, sampled z (nats)", "lower"),
+    "nll_iwae": ("NLL estimate, IWAE bound with k samples (nats)", "lower"),
+    "elbo_iwae_gap": ("−ELBO minus IWAE NLL: looseness of the ELBO (nats)", "lower"),
+    "recon": ("reconstruction part of −ELBO: distortion (nats)", "lower"),
+    "kl": ("KL part of −ELBO: rate (nats)", None),
+    "mse_per_pixel": ("reconstruction MSE per pixel, z = μ", "lower"),
+    "recon_judge_accuracy": ("judge accuracy on reconstructions", "higher"),
+    "fid": ("Fréchet distance, judge features, prior samples vs test", "lower"),
+    "sample_inception_score": ("judge Inception Score of prior samples (1 to 10)", "higher"),
+    "sample_digits_present": ("digits with ≥ 1% of prior samples (of 10)", "higher"),
+    "sample_class_entropy": ("entropy of the samples' digit histogram (ln 10 = 2.303)", "higher"),
+    "linear_probe_accuracy": ("linear probe accuracy on latent means", "higher"),
+    "active_units": ("active latent units (Var μ > 0.01)", None),
+    "latent": ("latent size", None),
+    "n_params": ("parameters", None),
+    "train_seconds": ("training time (s)", "lower"),
+}
+CONSTANT = {"latent", "n_params"}  # properties of the architecture, the same for every seed
+
+
+def pairs(archs: list[str]) -> list[tuple[str, str]]:
+    return list(itertools.combinations(archs, 2))
+
+
+def per_seed_table(figures: dict[str, dict[int, dict[str, float]]]) -> pd.DataFrame:
+    """One row per (architecture, seed), one column per figure."""
+    rows = [
+        {"arch": arch, "seed": seed, **values} for arch, by_seed in figures.items() for seed, values in by_seed.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def aggregate(figures: dict[str, dict[int, dict[str, float]]]) -> pd.DataFrame:
+    """Long table: a row per (figure, arch) summary and per (figure, pair) difference."""
+    rows: list[dict[str, Any]] = []
+    for name, (_, better) in FIGURES.items():
+        values = {arch: [f[name] for f in by_seed.values() if name in f] for arch, by_seed in figures.items()}
+        if not all(values.values()):
+            continue
+        for arch, series in values.items():
+            rows.append({"figure": name, "arch": arch, **summarize(series).as_dict()})
+        if name in CONSTANT:
+            continue
+        for a, b in pairs(list(figures)):
+            result = compare(values[a], values[b], (a, b), better)
+            rows.append({"figure": name, "arch": f"{b} - {a}", **result.as_dict()})
+    return pd.DataFrame(rows)
+
+
+def _rounded(value: float) -> float | None:
+    return None if math.isnan(value) else float(f"{value:.6g}")
+
+
+def metrics(table: pd.DataFrame, n_seeds: int) -> dict[str, Any]:
+    """What DVC compares across experiments: per architecture each figure's mean and the 95 %
+    interval's half-width, and per pair each verdict. Spread and n are in reports/compare.csv."""
+    out: dict[str, Any] = {"seeds": n_seeds}
+    summaries = table[table["n"].notna()] if "n" in table else table.iloc[0:0]
+    for row in summaries.itertuples():
+        half = (row.ci_high - row.ci_low) / 2
+        out.setdefault(row.arch, {})[row.figure] = {"mean": _rounded(row.mean), "ci95": _rounded(half)}
+    differences = table[table["verdict"].notna()] if "verdict" in table else table.iloc[0:0]
+    for row in differences.itertuples():
+        if row.verdict:
+            b, a = row.arch.split(" - ")
+            out.setdefault("verdicts", {}).setdefault(f"{a}_vs_{b}", {})[row.figure] = row.verdict
+    return out

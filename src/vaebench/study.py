@@ -1,0 +1,150 @@
+"""`vaebench study`: the DVC experiments of a sweep (β, latent size) gathered into one report.
+
+Each experiment contributes, per architecture, its aggregate over seeds (metrics/compare.json):
+mean and 95 % half-width of rate (KL), distortion (reconstruction), −ELBO, IWAE bound and Fréchet
+distance. Only experiments whose code and fixed params equal the baseline's are comparable; the
+rest are listed with the reason they were skipped. Read from `dvc exp show --json`, DVC's own view.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vaebench.errors import StageError
+from vaebench.io import atomic_path, write_text
+
+SWEPT = {"loss.kl_weight", "compare.seeds"}  # plus model.<arch>.latent: what a study may vary
+FIGURES = ("kl", "recon", "neg_elbo", "nll_iwae", "fid")
+CODE = ("src/", "stages/")
+
+
+@dataclass
+class Experiment:
+    name: str
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    code: dict[str, str]
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {
+        k: v for key, child in node.items() for k, v in _flatten(child, f"{prefix}.{key}" if prefix else key).items()
+    }
+
+
+def _experiment(name: str, data: dict[str, Any]) -> Experiment:
+    params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+    metrics = (data.get("metrics") or {}).get("metrics/compare.json", {}).get("data")
+    code = {path: dep.get("hash") for path, dep in (data.get("deps") or {}).items() if path.startswith(CODE)}
+    return Experiment(name, params, metrics, code)
+
+
+def read_experiments(repo: Path = Path(".")) -> tuple[Experiment, list[Experiment]]:
+    """The baseline (HEAD) and its experiments, from `dvc exp show --json`."""
+    result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StageError(f"`dvc exp show --json` failed: {result.stderr.strip().splitlines()[-1:]}")
+    (baseline,) = [b for b in json.loads(result.stdout) if b["rev"] != "workspace"][:1] or [None]
+    if baseline is None:
+        raise StageError("no git commit with experiments: commit, then `dvc exp run --queue -S ...`")
+    experiments = [
+        _experiment(e["name"] or e["revs"][0]["rev"][:7], e["revs"][0]["data"]) for e in baseline["experiments"] or []
+    ]
+    return _experiment(baseline.get("name") or baseline["rev"][:7], baseline["data"]), experiments
+
+
+def _fixed(params: dict[str, Any]) -> dict[str, Any]:
+    flat = _flatten(params)
+    return {k: v for k, v in flat.items() if k not in SWEPT and not (k.startswith("model.") and k.endswith(".latent"))}
+
+
+def why_skipped(experiment: Experiment, baseline: Experiment) -> str | None:
+    if not experiment.metrics:
+        return "no metrics/compare.json (failed, queued or running)"
+    changed_code = sorted(p for p, h in experiment.code.items() if baseline.code.get(p) != h)
+    if changed_code:
+        return f"other code than the baseline: {', '.join(changed_code[:3])}"
+    fixed, reference = _fixed(experiment.params), _fixed(baseline.params)
+    differing = sorted(k for k in fixed.keys() | reference.keys() if fixed.get(k) != reference.get(k))
+    if differing:
+        return "other params than the baseline: " + ", ".join(f"{k} = {fixed.get(k)!r}" for k in differing[:4])
+    return None
+
+
+def points(experiments: list[Experiment]) -> pd.DataFrame:
+    """One row per (experiment, architecture): the swept values and each figure's mean and ± ."""
+    rows = []
+    for e in experiments:
+        for arch in e.params["compare"]["archs"]:
+            figures = e.metrics.get(arch, {})
+            row = {"experiment": e.name, "arch": arch, "beta": e.params["loss"]["kl_weight"],
+                   "latent": e.params["model"][arch]["latent"], "seeds": e.metrics.get("seeds")}  # fmt: skip
+            for name in FIGURES:
+                row[name], row[f"{name}_ci95"] = figures.get(name, {}).get("mean"), figures.get(name, {}).get("ci95")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str], figures: list[str]) -> str:
+    lines = [
+        "# Study: rate, distortion and likelihood across β and latent size",
+        "",
+        "Written by `vaebench study` from `dvc exp show`; each point is an architecture's mean over its seeds",
+        "(± half-width of the 95 % interval, metrics/compare.json). Rate is the KL term, distortion the",
+        "reconstruction term, both in nats per test image; −ELBO = rate + distortion.",
+        "",
+        *[f"![{f}]({f})" for f in figures],
+        "",
+        table.sort_values(["arch", "latent", "beta"]).to_markdown(index=False, floatfmt=".4g"),
+        "",
+        f"Experiments used ({len(used)}): {', '.join(used)}.",
+        "",
+    ]
+    if skipped:
+        lines += ["Skipped:", "", *[f"- {name}: {reason}" for name, reason in skipped.items()], ""]
+    return "\n".join(lines)
+
+
+def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True) -> pd.DataFrame:
+    from vaebench.study_figures import save_rate_distortion, save_sweep
+
+    baseline, experiments = read_experiments(repo)
+    candidates = [baseline, *experiments]
+    skipped = {e.name: reason for e in candidates if (reason := why_skipped(e, baseline))}
+    used = [e for e in candidates if e.name not in skipped]
+    if not used:
+        raise StageError("no experiment to study: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
+    table = points(used)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        save_rate_distortion(table, tmp / "rate_distortion.png")
+        figures = ["rate_distortion.png"]
+        for swept, fixed in (("beta", "latent"), ("latent", "beta")):
+            if save_sweep(table, swept, fixed, baseline, tmp / f"vs_{swept}.png"):
+                figures.append(f"vs_{swept}.png")
+        table.to_csv(tmp / "points.csv", index=False, float_format="%.6g")
+        write_text(tmp / "study.md", study_markdown(table, [e.name for e in used], skipped, figures))
+    print(f"study of {len(used)} experiments written to {out}/study.md; skipped {len(skipped)}")
+    for name, reason in skipped.items():
+        print(f"  skipped {name}: {reason}")
+    if log_to_mlflow:
+        _log(out, baseline)
+    return table
+
+
+def _log(out: Path, baseline: Experiment) -> None:
+    import mlflow
+
+    from vaebench.tracking import provenance_tags, tracked_run, use_experiment
+
+    use_experiment(baseline.params["mlflow"]["experiment"])
+    with tracked_run(run_name="study", tags=provenance_tags("study", role="study")):
+        mlflow.log_artifacts(str(out), artifact_path="study")
