@@ -38,9 +38,8 @@ format: setup
 	ruff check --fix .
 	ruff format .
 
-ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only
-	mlflow server --host 127.0.0.1 --port $(UI_PORT) \
-		--backend-store-uri sqlite:///$(CURDIR)/mlflow.db --artifacts-destination $(CURDIR)/mlartifacts
+ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only; prints the runs' URL
+	vaebench ui --port $(UI_PORT)
 
 bench: setup  ## training throughput: the seed's loop vs the trainer vs the limit
 	python bench/throughput.py

@@ -103,6 +103,35 @@ def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> fl
     return len(data) / (time.perf_counter() - start)
 
 
+def flops_per_image(arch: str, batch: int, device: torch.device) -> float:
+    """Forward + backward FLOPs of one training image, counted by torch's FlopCounterMode
+    (matrix products and convolutions; the elementwise ops and Adam's update are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(arch).to(device).train()
+    x = torch.rand(batch, 1, 28, 28, device=device)
+    with FlopCounterMode(display=False) as counter:
+        logits, mu, logvar = model(x)
+        vae_loss(logits, x, mu, logvar, "bce", 1.0).loss.backward()
+    return counter.get_total_flops() / batch
+
+
+def cpu_peak_gflops() -> tuple[float, str]:
+    """fp32 peak of this CPU: cores x clock x FLOPs per cycle, from /proc/cpuinfo.
+
+    With AVX2 and FMA, a core retires two 256-bit FMAs per cycle: 2 x 8 lanes x 2 = 32 FLOPs
+    (AVX-512: 64). The clock is the nominal `cpu MHz`; turbo can exceed it, so the share is an
+    estimate. One thread per core assumed, as torch uses here.
+    """
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    mhz = max((float(line.split(":")[1]) for line in info.splitlines() if line.startswith("cpu MHz")), default=0.0)
+    flags = next((line.split(":")[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= set(flags) else 16
+    cores = torch.get_num_threads()
+    peak = cores * mhz * 1e6 * per_cycle / 1e9
+    return peak, f"{cores} cores x {mhz:.0f} MHz x {per_cycle} FLOP/cycle (fp32 FMA)"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -151,6 +180,9 @@ def main() -> None:
             # compile time: the first compiled epoch less a steady one
             compile_s = first_compiled_epoch_s - len(data) / best["compiled"]
             row = {"arch": arch, "batch": batch, **best, "compile_s": compile_s}
+            row["mflop_per_image"] = flops_per_image(arch, batch, device) / 1e6
+            row["trainer_gflops"] = row["trainer"] * row["mflop_per_image"] / 1e3
+            row["limit_gflops"] = row["limit"] * row["mflop_per_image"] / 1e3
             row["trainer/original"] = row["trainer"] / row["original"]
             row["trainer/limit"] = row["trainer"] / row["limit"]
             row["compiled/trainer"] = row["compiled"] / row["trainer"]
@@ -167,21 +199,27 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
     if device.type == "cuda":
         machine += f" ({torch.cuda.get_device_name()})"
+    peak, peak_how = cpu_peak_gflops() if device.type == "cpu" else (float("nan"), "not computed for accelerators")
+    for r in rows:
+        r["trainer_share_of_peak"] = r["trainer_gflops"] / peak
     results = {"machine": machine, "torch": torch.__version__, "repeats": args.repeats, "images": args.images}
+    results |= {"peak_gflops": peak, "peak_how": peak_how}
     results |= {"throughput": rows, "stage_startup_s": startup}
     results["noop_dvc_repro_s"] = noop
 
     print(f"\nmachine: {machine}, torch {torch.__version__}")
+    print(f"peak: {peak:.0f} GFLOP/s = {peak_how}")
     print(
         "| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit"
-        " | compiled img/s | compiled/trainer | compile s |"
+        " | compiled img/s | compiled/trainer | compile s | MFLOP/img | trainer GFLOP/s | of peak |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['arch']} | {r['batch']} | {r['original']:.0f} | {r['trainer']:.0f} | {r['limit']:.0f}"
             f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} | {r['compiled']:.0f}"
-            f" | {r['compiled/trainer']:.2f} | {r['compile_s']:.0f} |"
+            f" | {r['compiled/trainer']:.2f} | {r['compile_s']:.0f} | {r['mflop_per_image']:.2f}"
+            f" | {r['trainer_gflops']:.1f} | {r['trainer_share_of_peak']:.1%} |"
         )
     print("stage start-up (s): " + ", ".join(f"{s} {t:.2f}" for s, t in startup.items()))
     print(f"no-op dvc repro: {noop:.2f} s" if noop is not None else "no-op dvc repro: skipped (no dvc.lock)")

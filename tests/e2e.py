@@ -20,9 +20,8 @@ TINY = {
     "compare": {"seeds": list(SEEDS)},
     "data": {"subset": 600, "val_size": 500},
     "train": {"epochs": EPOCHS, "batch_size": 64},
-    "evaluate": {"iwae_k": 2, "test_subset": 2000, "n_samples": 500},
-}  # 2000 test images: halves of 1000 keep the Fréchet sanity figure meaningful (128-d features);
-# the judge keeps its defaults: it trains on all of data/raw, and its 99% is checked below
+    "evaluate": {"iwae_k": 2, "test_subset": 500, "n_samples": 500},
+}  # the judge keeps its defaults: it trains on all of data/raw, and its 99% is checked
 ARCHS = ("mlp", "cnn")
 RUNS = tuple(f"{arch}-{seed}" for arch in ARCHS for seed in SEEDS)
 GIT_USER = ("-c", "user.name=vaebench tests", "-c", "user.email=tests@vaebench.invalid")

@@ -9,6 +9,7 @@ from vaebench import load_model
 from vaebench.errors import StageError
 from vaebench.models import build_model, count_parameters, save_model
 from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN
+from vaebench.models.cnn import branch
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -64,8 +65,60 @@ def test_shapes_and_ranges(arch: str, latent: int) -> None:
 
 
 def test_cnn_branches_have_separate_weights() -> None:
-    model = build_model("cnn")
-    assert model.mu_branch[0].weight.data_ptr() != model.logvar_branch[0].weight.data_ptr()
+    """Changing the logvar branch's half of every encoder layer leaves mu untouched."""
+    torch.manual_seed(0)
+    model = build_model("cnn").eval()
+    x = torch.rand(4, 1, 28, 28)
+    mu, logvar = model.encode(x)
+    with torch.no_grad():
+        for layer in model.encoder:
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+                layer.weight[layer.weight.shape[0] // 2 :] += 1.0
+    mu2, logvar2 = model.encode(x)
+    assert torch.equal(mu, mu2) and not torch.allclose(logvar, logvar2)
+
+
+class TwoBranchCNN(torch.nn.Module):
+    """The seed's encoder as written: two separate branches, each with its own head."""
+
+    def __init__(self, channels: list[int], latent: int) -> None:
+        super().__init__()
+        self.mu_branch, self.logvar_branch = branch(channels), branch(channels)
+        self.mu = torch.nn.Linear(channels[2] * 49, latent)
+        self.logvar = torch.nn.Linear(channels[2] * 49, latent)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu(self.mu_branch(x).flatten(1)), self.logvar(self.logvar_branch(x).flatten(1))
+
+
+@pytest.mark.parametrize("channels", [[16, 32, 16], [3, 5, 2]])
+def test_fused_encoder_is_the_two_branch_encoder(channels: list[int]) -> None:
+    """Same weights, same outputs and same gradients, in training mode (batch statistics) and eval."""
+    torch.manual_seed(0)
+    reference = TwoBranchCNN(channels, latent=4)
+    for module in reference.modules():  # non-trivial BatchNorm affine parameters and statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.5, 0.5)
+    reference.train()(torch.rand(8, 1, 28, 28))
+    fused = build_model("cnn", channels=channels, latent=4)
+    missing = fused.load_state_dict(reference.state_dict(), strict=False)  # the two-branch layout converts
+    assert not missing.unexpected_keys and all(k.startswith(("decoder", "input_")) for k in missing.missing_keys)
+    x = torch.rand(6, 1, 28, 28)
+    for mode in ("train", "eval"):
+        reference.train(mode == "train")
+        fused.train(mode == "train")
+        expected, got = reference(x), fused.encoder_net(x)
+        for a, b in zip(expected, got, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    reference.zero_grad()
+    fused.zero_grad()
+    sum(t.square().sum() for t in reference(x)).backward()
+    sum(t.square().sum() for t in fused.encoder_net(x)).backward()
+    ref = dict(reference.named_parameters())
+    for name, param in fused.encoder.named_parameters():
+        expected = torch.cat([ref[f"mu_branch.{name}"].grad, ref[f"logvar_branch.{name}"].grad])
+        torch.testing.assert_close(param.grad, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_architecture_names_allowed_values() -> None:

@@ -41,11 +41,15 @@ def ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     import os
 
     from vaebench.environment import repo_root
-    from vaebench.ui import experiment_url
+    from vaebench.ui import experiment_id, grouped_runs_url, runs_url
 
-    root = repo_root()
-    url = experiment_url(f"http://127.0.0.1:{args.port}", root / "mlflow.db", args.experiment)
-    print(f"MLflow UI: {url}", flush=True)
+    root, base = repo_root(), f"http://127.0.0.1:{args.port}"
+    found = experiment_id(root / "mlflow.db", args.experiment)
+    if found is None:
+        print(f"MLflow UI: {base} (no experiment {args.experiment!r} yet: run `make repro` first)", flush=True)
+    else:
+        print(f"MLflow UI, the training runs:          {runs_url(base, found)}", flush=True)
+        print(f"            grouped by architecture:   {grouped_runs_url(base, found)}", flush=True)
     command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
     command += [
         "--backend-store-uri",

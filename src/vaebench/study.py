@@ -41,7 +41,7 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _experiment(name: str, data: dict[str, Any]) -> Experiment:
-    params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+    params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
     metrics = (data.get("metrics") or {}).get("metrics/compare.json", {}).get("data")
     code = {path: dep.get("hash") for path, dep in (data.get("deps") or {}).items() if path.startswith(CODE)}
     return Experiment(name, params, metrics, code)
@@ -56,7 +56,8 @@ def read_experiments(repo: Path = Path(".")) -> tuple[Experiment, list[Experimen
     if baseline is None:
         raise StageError("no git commit with experiments: commit, then `dvc exp run --queue -S ...`")
     experiments = [
-        _experiment(e["name"] or e["revs"][0]["rev"][:7], e["revs"][0]["data"]) for e in baseline["experiments"] or []
+        _experiment(e["name"] or e["revs"][0]["rev"][:7], e["revs"][0].get("data") or {})
+        for e in baseline["experiments"] or []
     ]
     return _experiment(baseline.get("name") or baseline["rev"][:7], baseline["data"]), experiments
 
@@ -79,6 +80,10 @@ def why_skipped(experiment: Experiment, baseline: Experiment) -> str | None:
     return None
 
 
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def points(experiments: list[Experiment]) -> pd.DataFrame:
     """One row per (experiment, architecture): the swept values and each figure's mean and ± ."""
     rows = []
@@ -87,8 +92,10 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
             figures = e.metrics.get(arch, {})
             row = {"experiment": e.name, "arch": arch, "beta": e.params["loss"]["kl_weight"],
                    "latent": e.params["model"][arch]["latent"], "seeds": e.metrics.get("seeds")}  # fmt: skip
-            for name in FIGURES:
-                row[name], row[f"{name}_ci95"] = figures.get(name, {}).get("mean"), figures.get(name, {}).get("ci95")
+            for name in FIGURES:  # one seed has no interval: NaN, which matplotlib skips
+                summary = figures.get(name) or {}
+                row[name] = _number(summary.get("mean"))
+                row[f"{name}_ci95"] = _number(summary.get("ci95"))
             rows.append(row)
     return pd.DataFrame(rows)
 

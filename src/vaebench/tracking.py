@@ -34,6 +34,7 @@ from vaebench import environment
 from vaebench.environment import check_tracking_server, tracking_uri
 from vaebench.errors import Terminated
 from vaebench.io import process_alive
+from vaebench.ui import share_grouped_view
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -174,6 +175,7 @@ def log_comparison(per_seed: Any, summary: Any, files: list[Path], run_ids: dict
         mlflow.log_table(summary, artifact_file="summary.json")
         for path in files:
             mlflow.log_artifact(str(path), artifact_path="figures" if path.suffix == ".png" else None)
+    share_grouped_view(run.info.experiment_id)
     return run.info.run_id
 
 

@@ -25,8 +25,28 @@ def runs_url(base: str, experiment: str) -> str:
     return f"{base}/#/experiments/{experiment}/runs?workflowType=machine_learning"
 
 
-def experiment_url(base: str, db: Path, name: str) -> str:
-    found = experiment_id(db, name)
-    if found is None:
-        return f"{base}/#/experiments  (no experiment {name!r} yet: run `make repro` first)"
-    return runs_url(base, found)
+# MLflow's own "Share" mechanism: a runs-view state stored as an experiment tag, opened with
+# ?viewStateShareKey=KEY. This one groups the runs by the `arch` tag and draws each group's mean
+# curve with its spread (min to max) in the chart view.
+GROUPED_VIEW_KEY = "vaebench-by-arch"
+GROUPED_VIEW_STATE = {
+    "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "arch"}]},
+    "useGroupedValuesInCharts": True,
+    "groupsExpanded": {},
+    "chartsSearchFilter": "loss",  # the training curves first: train_loss, val_loss
+}
+
+
+def grouped_runs_url(base: str, experiment: str) -> str:
+    """The training runs grouped by architecture, as charts (see share_grouped_view)."""
+    return f"{runs_url(base, experiment)}&viewStateShareKey={GROUPED_VIEW_KEY}&compareRunsMode=CHART"
+
+
+def share_grouped_view(experiment: str) -> None:
+    """Store the grouped view on the experiment, where `grouped_runs_url` finds it."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    key = f"mlflow.sharedViewState.{GROUPED_VIEW_KEY}"
+    MlflowClient().set_experiment_tag(experiment, key, json.dumps(GROUPED_VIEW_STATE))

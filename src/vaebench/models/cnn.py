@@ -1,15 +1,27 @@
 """The seed's CNN VAE: two parallel conv branches (one for mu, one for logvar), ConvTranspose decoder.
 
+The two branches have the same shapes and separate weights, so they run as one stack: the first
+convolution has both branches' filters (2 x c1 outputs), the next ones are grouped (`groups=2`:
+each half of the channels sees only its own half), and BatchNorm normalises each channel on its
+own, as two BatchNorms would. The same function as two branches, in half the kernel launches
+(tests/test_models.py checks outputs and gradients against the branch-by-branch form). Models
+saved in the two-branch layout (`mu_branch.*`, `logvar_branch.*`) load through `_fuse_branches`.
+
 The seed names the second branch's output `std` but uses it as log-variance; here it is `logvar`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from pydantic import Field, field_validator
 from torch import nn
 
 from vaebench.models.base import VAE, ModelConfig
+
+# (kernel, stride) of the three encoder convolutions; padding is 1 for all
+ENCODER_CONVS = ((4, 2), (4, 2), (3, 1))
 
 
 class CNNConfig(ModelConfig):
@@ -26,16 +38,19 @@ class CNNConfig(ModelConfig):
         return channels
 
 
-def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.BatchNorm2d(c_out), nn.Tanh()]
-
-
-def _branch(channels: list[int]) -> nn.Sequential:
-    """1x28x28 -> c1x14x14 -> c2x7x7 -> c3x7x7 -> flat c3*49."""
-    c1, c2, c3 = channels
-    return nn.Sequential(
-        *_conv_block(1, c1, 4, 2), *_conv_block(c1, c2, 4, 2), *_conv_block(c2, c3, 3, 1), nn.Flatten()
-    )
+def branch(channels: list[int], groups: int = 1) -> nn.Sequential:
+    """1x28x28 -> c1x14x14 -> c2x7x7 -> c3x7x7, `groups` branches side by side (groups x c channels)."""
+    layers: list[nn.Module] = []
+    c_in = 1
+    for i, (c_out, (kernel, stride)) in enumerate(zip(channels, ENCODER_CONVS, strict=True)):
+        conv_groups = 1 if i == 0 else groups  # the first convolution reads the one image channel
+        layers += [
+            nn.Conv2d(c_in * (groups if i else 1), c_out * groups, kernel, stride, 1, groups=conv_groups),
+            nn.BatchNorm2d(c_out * groups),
+            nn.Tanh(),
+        ]
+        c_in = c_out
+    return nn.Sequential(*layers)
 
 
 class CNNVAE(VAE):
@@ -46,7 +61,7 @@ class CNNVAE(VAE):
         super().__init__(config)
         c3, latent = config.channels[2], config.latent
         flat = c3 * 7 * 7
-        self.mu_branch, self.logvar_branch = _branch(config.channels), _branch(config.channels)
+        self.encoder = branch(config.channels, groups=2)  # channels [0, c) feed mu, [c, 2c) feed logvar
         self.mu = nn.Linear(flat, latent)
         self.logvar = nn.Linear(flat, latent)
         self.decoder = nn.Sequential(
@@ -57,9 +72,20 @@ class CNNVAE(VAE):
             nn.Tanh(),
             nn.ConvTranspose2d(c3, 1, 4, 2, 1),  # the spec's Sigmoid is applied in VAE.decode
         )
+        self._register_load_state_dict_pre_hook(_fuse_branches)
 
     def encoder_net(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mu(self.mu_branch(x)), self.logvar(self.logvar_branch(x))
+        h_mu, h_logvar = self.encoder(x).chunk(2, dim=1)
+        return self.mu(h_mu.flatten(1)), self.logvar(h_logvar.flatten(1))
 
     def decoder_net(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
+
+
+def _fuse_branches(state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Rewrite a two-branch state dict (`mu_branch.N.*`, `logvar_branch.N.*`) into the fused one:
+    each tensor of the fused layer is the mu branch's stacked on the logvar branch's."""
+    for key in [k for k in state if k.startswith(f"{prefix}mu_branch.")]:
+        suffix = key.removeprefix(f"{prefix}mu_branch.")
+        mu, logvar = state.pop(key), state.pop(f"{prefix}logvar_branch.{suffix}")
+        state[f"{prefix}encoder.{suffix}"] = mu if mu.dim() == 0 else torch.cat([mu, logvar])

@@ -1,0 +1,51 @@
+"""Which experiments a study may put on one chart, and the points it draws from them."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import yaml
+
+from vaebench.study import Experiment, points, why_skipped
+
+PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+CODE = {"src/vaebench/train.py": "aaa", "stages/train.py": "bbb"}
+METRICS = {"seeds": 3, "mlp": {"kl": {"mean": 25.0, "ci95": 0.5}}, "cnn": {"kl": {"mean": 15.0, "ci95": None}}}
+
+
+def experiment(name: str, code: dict | None = None, metrics: dict | None = METRICS, **changes: object) -> Experiment:
+    params = copy.deepcopy(PARAMS)
+    for key, value in changes.items():
+        *parents, leaf = key.split("__")
+        node = params
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    return Experiment(name, params, metrics, code or CODE)
+
+
+def test_swept_values_and_seeds_may_differ() -> None:
+    baseline = experiment("main")
+    assert why_skipped(experiment("b", loss__kl_weight=2.0), baseline) is None
+    assert why_skipped(experiment("z", model__mlp__latent=2, model__cnn__latent=2), baseline) is None
+    assert why_skipped(experiment("s", compare__seeds=[5]), baseline) is None
+
+
+def test_other_code_data_or_training_is_skipped_with_the_reason() -> None:
+    baseline = experiment("main")
+    assert why_skipped(experiment("c", code={**CODE, "src/vaebench/train.py": "ccc"}), baseline) == (
+        "other code than the baseline: src/vaebench/train.py"
+    )
+    assert (
+        why_skipped(experiment("d", data__subset=500), baseline) == "other params than the baseline: data.subset = 500"
+    )
+    assert "train.epochs = 3" in why_skipped(experiment("e", train__epochs=3), baseline)
+    assert why_skipped(experiment("f", metrics=None), baseline).startswith("no metrics/compare.json")
+
+
+def test_points_carry_the_swept_values_and_nan_for_a_missing_interval() -> None:
+    table = points([experiment("b", loss__kl_weight=2.0)]).set_index("arch")
+    assert table.loc["mlp", "beta"] == 2.0 and table.loc["mlp", "latent"] == 20 and table.loc["cnn", "latent"] == 10
+    assert table.loc["mlp", "kl_ci95"] == 0.5 and math.isnan(table.loc["cnn", "kl_ci95"])
