@@ -95,3 +95,17 @@ def test_subset_and_summary(tiny_mnist_root: Path) -> None:
     assert summary["counts"]["train"]["total"] == 30
     assert sum(summary["counts"]["test"][str(c)] for c in range(10)) == 50
     assert summary["train_pixel_mean"] == pytest.approx(splits["train"][0].mean().item(), abs=1e-6)
+
+
+def test_a_truncated_split_names_the_file(tmp_path: Path) -> None:
+    import torch
+
+    from vaebench.errors import StageError
+    from vaebench.splits import load_split
+
+    folder = tmp_path / "data" / "processed"
+    folder.mkdir(parents=True)
+    torch.save({"images": torch.zeros(10, 1, 28, 28), "labels": torch.zeros(10)}, folder / "test.pt")
+    (folder / "test.pt").write_bytes((folder / "test.pt").read_bytes()[:500])
+    with pytest.raises(StageError, match=r"test\.pt is unreadable .*`dvc repro -f normalize`"):
+        load_split(folder, "test")

@@ -140,3 +140,18 @@ def test_save_and_load_round_trip(arch: str, tmp_path) -> None:
     for a, b in zip(model.encode(x), loaded.encode(x), strict=True):
         assert torch.equal(a, b)
     assert float(loaded.input_std) == pytest.approx(0.31)
+
+
+def test_broken_model_directories_name_the_file(tmp_path) -> None:
+    model_dir = tmp_path / "models" / "vae" / "mlp-0"
+    save_model(build_model("mlp", hidden=8, latent=2), model_dir)
+    weights = (model_dir / "weights.pt").read_bytes()
+    (model_dir / "weights.pt").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(StageError, match=r"mlp-0/weights\.pt is unreadable .*dvc repro -f train@mlp-0"):
+        load_model(model_dir)
+    (model_dir / "config.json").write_text('{"arch": "resnet", "config": {}}')
+    with pytest.raises(StageError, match=r"mlp-0/config\.json is unreadable \(unknown architecture 'resnet'"):
+        load_model(model_dir)
+    (model_dir / "config.json").unlink()
+    with pytest.raises(StageError, match=r"mlp-0/config\.json is missing: restore it with `dvc checkout"):
+        load_model(model_dir)

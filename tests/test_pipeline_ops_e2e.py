@@ -110,8 +110,11 @@ def test_forgotten_venv_says_what_to_do_and_loses_nothing(project: Path, first_r
     assert output_hashes(project) == before
 
 
-def test_interrupted_training_under_dvc_repro_keeps_every_model(project: Path, first_repro: str) -> None:
-    """Ctrl-C during `dvc repro`: the training run ends KILLED, every previous output is intact."""
+@pytest.mark.parametrize(("signum", "said"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_interrupted_training_under_dvc_repro_keeps_every_model(
+    project: Path, first_repro: str, signum: int, said: str
+) -> None:
+    """Ctrl-C or SIGTERM during `dvc repro`: the training run ends KILLED, every previous output is intact."""
     params = (project / "params.yaml").read_text()
     before = output_hashes(project)
     set_params(project, {"train": {"epochs": 500}})
@@ -123,14 +126,14 @@ def test_interrupted_training_under_dvc_repro_keeps_every_model(project: Path, f
         for line in process.stdout:
             if line.startswith("epoch   1/500"):
                 break
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+        os.killpg(process.pid, signum)  # to the whole process group, as Ctrl-C or `kill -- -PGID` does
         output = process.communicate(timeout=120)[0]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         (project / "params.yaml").write_text(params)
     assert process.returncode != 0
-    assert "interrupted: outputs left as they were" in output, output
+    assert f"{said}: outputs left as they were" in output, output
     assert output_hashes(project) == before
     assert_latest_training_run(project, "KILLED")
     # validate had passed epochs = 500; back at the old params it checks them again, and that is all.

@@ -81,19 +81,14 @@ def write_json(target: str | Path, data: Any) -> None:
 
 
 def producer(path: Path) -> str:
-    """The DVC stage that writes `path`, for the hint in an error message."""
-    parts = path.parts
-    if parts[:2] == ("models", "vae") and len(parts) > 2:
-        return f"train@{parts[2]}"
-    if parts[:2] == ("metrics", "eval") and len(parts) > 2:
-        return f"evaluate@{Path(parts[2]).stem}"
-    return {
-        "raw": "download",
-        "processed": "normalize",
-        "judge": "judge",
-        "judge.json": "judge",
-        "figures": "render",
-    }.get(parts[1] if len(parts) > 1 else parts[0], "<the stage that writes it>")
+    """The DVC stage that writes `path` (relative or absolute), for the hint in an error message."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if (part, parts[i + 1]) in {("models", "vae"), ("metrics", "eval")} and i + 2 < len(parts):
+            stage = "train" if part == "models" else "evaluate"
+            return f"{stage}@{Path(parts[i + 2]).stem}"
+    stages = {"raw": "download", "processed": "normalize", "judge": "judge", "judge.json": "judge", "figures": "render"}
+    return next((stages[p] for p in reversed(parts) if p in stages), "<the stage that writes it>")
 
 
 def unreadable(path: Path, reason: object) -> StageError:
