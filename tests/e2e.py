@@ -13,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config", ".dvc/plots"]
 EPOCHS = 2
 SEEDS = (0, 1)
 TINY = {

@@ -282,6 +282,47 @@ def test_mlflow_ui_shows_the_training_runs_and_compares_them(served_pipeline: st
     assert (SCREENSHOTS / "mlflow-compare-runs.png").stat().st_size > 10_000
 
 
+def rendered_charts(html: Path, chromium: str) -> tuple[int, int]:
+    """(vega charts on the page, charts drawn) in headless Chromium with every non-file request blocked."""
+    from playwright.sync_api import sync_playwright
+
+    ids = re.findall(r"vegaEmbed\('#([^']+)'", html.read_text())  # vegaEmbed replaces its script once drawn
+    count = "ids => ids.filter(id => document.getElementById(id).querySelector('canvas, svg')).length"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route(
+                "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+            )
+            page.goto(html.as_uri())
+            deadline = time.monotonic() + 30
+            while (drawn := page.evaluate(count, ids)) < len(ids) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            page.screenshot(path=str(SCREENSHOTS / f"dvc-plots-{html.parent.name}.png"), full_page=True)
+            return len(ids), drawn
+        finally:
+            browser.close()
+
+
+def test_dvc_plots_draw_every_chart_offline(project: Path, first_repro: str, tmp_path: Path) -> None:
+    """The repository's template (.dvc/plots/offline.html) carries vega; DVC's default loads it
+    from a CDN, which this test blocks: there no chart is drawn, with ours every one is."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (make test installs Debian's chromium where apt-get runs as root)")
+    from dvc_render.html import PAGE_HTML
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    run(project, "dvc", "plots", "show", "-o", str(tmp_path / "offline"))
+    (tmp_path / "cdn.html").write_text(PAGE_HTML)
+    run(project, "dvc", "plots", "show", "-o", str(tmp_path / "cdn"), "--html-template", str(tmp_path / "cdn.html"))
+    total, drawn = rendered_charts(tmp_path / "offline" / "index.html", chromium)
+    assert total >= 5 and drawn == total  # the loss chart and one per (architecture, seed)
+    assert rendered_charts(tmp_path / "cdn" / "index.html", chromium) == (total, 0)
+
+
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
