@@ -7,7 +7,6 @@ units, linear probe). The figures are also added to the model's MLflow training 
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-import argparse
 
 import torch
 
@@ -15,13 +14,13 @@ from vaebench import paths
 from vaebench.evaluate import evaluate_model, linear_probe_accuracy
 from vaebench.io import read_json, write_json
 from vaebench.judge import accuracy, judge_outputs, load_judge
-from vaebench.models import architectures, count_parameters, load_model
+from vaebench.models import count_parameters, load_model
 from vaebench.models.base import VAE
 from vaebench.params import Params, load_params
 from vaebench.quality import class_figures, frechet_distance
 from vaebench.runtime import configure
 from vaebench.splits import binarized, load_split
-from vaebench.stage import run_stage
+from vaebench.stage import arch_and_seed, run_stage
 from vaebench.tracking import add_to_run, use_experiment
 
 
@@ -46,14 +45,11 @@ def sample_and_reconstruction_figures(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("arch", choices=architectures())
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
+    arch, seed = arch_and_seed(__doc__)
     params = load_params()
     device = configure(params.runtime, params.evaluate.seed)
     use_experiment(params.mlflow.experiment)
-    model_dir = paths.model_dir(args.arch, args.seed)
+    model_dir = paths.model_dir(arch, seed)
     model, run = load_model(model_dir, device), read_json(model_dir / "run.json")
     judge = load_judge(paths.JUDGE, device)
     train_images, train_labels = load_split(paths.PROCESSED, "train", device)
@@ -69,9 +65,9 @@ def main() -> None:
     )
     figures |= {"latent": model.latent, "n_params": count_parameters(model), "train_seconds": run["train_seconds"]}
     figures |= {"iwae_k": e.iwae_k, "test_images": len(images), "binarized": int(params.data.binarize)}
-    write_json(paths.eval_figures(args.arch, args.seed), {k: round(v, 6) for k, v in figures.items()})
+    write_json(paths.eval_figures(arch, seed), {k: round(v, 6) for k, v in figures.items()})
     add_to_run(run["run_id"], metrics={f"test_{name}": value for name, value in figures.items()})
-    print(f"{paths.run_name(args.arch, args.seed)}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
+    print(f"{paths.run_name(arch, seed)}: " + ", ".join(f"{k} {v:.4g}" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

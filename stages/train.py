@@ -3,7 +3,6 @@ write models/vae/<arch>-<seed>/ and its loss curve."""
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-import argparse
 import time
 
 import mlflow
@@ -12,12 +11,12 @@ import torch
 
 from vaebench import paths
 from vaebench.io import atomic_path, write_json
-from vaebench.models import architectures, build_model, count_parameters, save_model
+from vaebench.models import build_model, count_parameters, save_model
 from vaebench.params import Params, flat_params, load_params
 from vaebench.render import originals_over_reconstructions, to_pil
 from vaebench.runtime import configure
 from vaebench.splits import binarized, load_split, processed_digest
-from vaebench.stage import run_stage
+from vaebench.stage import arch_and_seed, run_stage
 from vaebench.tracking import (
     close_stale_runs,
     log_torch_model,
@@ -89,15 +88,12 @@ def train(params: Params, arch: str, seed: int, device: torch.device) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("arch", choices=architectures())
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
+    arch, seed = arch_and_seed(__doc__)
     params = load_params()
-    device = configure(params.runtime, args.seed)
+    device = configure(params.runtime, seed)
     experiment_id = use_experiment(params.mlflow.experiment)  # an unreachable server fails here, in seconds
-    close_stale_runs(experiment_id, f"train@{paths.run_name(args.arch, args.seed)}")
-    train(params, args.arch, args.seed, device)
+    close_stale_runs(experiment_id, f"train@{paths.run_name(arch, seed)}")
+    train(params, arch, seed, device)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def test_other_code_data_or_training_is_skipped_with_the_reason() -> None:
     )
     assert "train.epochs = 3" in why_skipped(experiment("e", train__epochs=3), baseline)
     assert why_skipped(experiment("f", metrics=None), baseline).startswith("no metrics/compare.json")
+    failed = experiment("g")
+    failed.state = "failed"
+    assert why_skipped(failed, baseline) == "the experiment is failed (see `dvc queue logs g`)"
 
 
 def test_points_carry_the_swept_values_and_nan_for_a_missing_interval() -> None:

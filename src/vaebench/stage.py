@@ -8,6 +8,19 @@ from collections.abc import Callable
 from vaebench.errors import StageError, Terminated
 
 
+def arch_and_seed(description: str | None) -> tuple[str, int]:
+    """The two arguments of a matrix stage (`train.py mlp 0`), the architecture checked by name."""
+    import argparse
+
+    from vaebench.models import architectures
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("arch", choices=architectures())
+    parser.add_argument("seed", type=int)
+    args = parser.parse_args()
+    return args.arch, args.seed
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main(); expected failures print their message without a traceback.
 

@@ -30,6 +30,7 @@ class Experiment:
     params: dict[str, Any]
     metrics: dict[str, Any] | None
     code: dict[str, str]
+    state: str = "success"  # DVC's executor state: queued, running, failed, success
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -40,11 +41,11 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def _experiment(name: str, data: dict[str, Any]) -> Experiment:
+def _experiment(name: str, data: dict[str, Any], state: str | None = None) -> Experiment:
     params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
     metrics = (data.get("metrics") or {}).get("metrics/compare.json", {}).get("data")
     code = {path: dep.get("hash") for path, dep in (data.get("deps") or {}).items() if path.startswith(CODE)}
-    return Experiment(name, params, metrics, code)
+    return Experiment(name, params, metrics, code, state or "success")
 
 
 def read_experiments(repo: Path = Path(".")) -> tuple[Experiment, list[Experiment]]:
@@ -56,7 +57,9 @@ def read_experiments(repo: Path = Path(".")) -> tuple[Experiment, list[Experimen
     if baseline is None:
         raise StageError("no git commit with experiments: commit, then `dvc exp run --queue -S ...`")
     experiments = [
-        _experiment(e["name"] or e["revs"][0]["rev"][:7], e["revs"][0].get("data") or {})
+        _experiment(
+            e["name"] or e["revs"][0]["rev"][:7], e["revs"][0].get("data") or {}, (e.get("executor") or {}).get("state")
+        )
         for e in baseline["experiments"] or []
     ]
     return _experiment(baseline.get("name") or baseline["rev"][:7], baseline["data"]), experiments
@@ -68,6 +71,8 @@ def _fixed(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def why_skipped(experiment: Experiment, baseline: Experiment) -> str | None:
+    if experiment.state != "success":
+        return f"the experiment is {experiment.state} (see `dvc queue logs {experiment.name}`)"
     if not experiment.metrics:
         return "no metrics/compare.json (failed, queued or running)"
     changed_code = sorted(p for p, h in experiment.code.items() if baseline.code.get(p) != h)
