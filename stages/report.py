@@ -24,7 +24,7 @@ def main() -> None:
     images = sorted(p.name for p in paths.FIGURES.glob("*.png"))
     n_seeds = {arch: len(seeds) for arch in archs}
 
-    write_json(paths.COMPARE_METRICS, metrics(table, len(seeds)))
+    write_json(paths.COMPARE_METRICS, metrics(table, len(seeds), reference["test_accuracy"]), sort_keys=False)
     with atomic_path(paths.COMPARE_CSV) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     write_text(paths.COMPARE_MD, compare_markdown(table, n_seeds, reference, params.evaluate.iwae_k, images))

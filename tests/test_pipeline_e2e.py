@@ -129,4 +129,5 @@ def test_cnn_param_as_an_experiment_reruns_only_the_cnn_branch(project: Path, fi
     assert revision["params"]["params.yaml"]["data"]["model"]["cnn"]["latent"] == 4
     metrics = revision["metrics"]
     assert metrics["metrics/compare.json"]["data"]["cnn"]["latent"]["mean"] == 4
-    assert set(metrics) == {"metrics/compare.json", "metrics/judge.json"}  # per-seed detail stays out of the table
+    assert set(metrics) == {"metrics/compare.json"}  # per-seed detail and the reference stay out of the table
+    assert list(metrics["metrics/compare.json"]["data"])[:3] == ["seeds", "judge_accuracy", "verdicts"]

@@ -28,7 +28,8 @@ def test_one_seed_gives_no_verdict_and_says_so() -> None:
 
 
 def test_metrics_hold_mean_interval_and_verdicts() -> None:
-    out = metrics(aggregate(CLEAR), n_seeds=3)
+    out = metrics(aggregate(CLEAR), n_seeds=3, judge_accuracy=0.991)
+    assert list(out)[:3] == ["seeds", "judge_accuracy", "verdicts"]  # what `dvc exp show` lists first
     assert out["seeds"] == 3 and out["mlp"]["nll_iwae"]["mean"] == 100.2
     assert out["verdicts"]["mlp_vs_cnn"] == {"nll_iwae": "mlp", "fid": "no clear difference"}
 

@@ -67,17 +67,20 @@ def _rounded(value: float) -> float | None:
     return None if math.isnan(value) else float(f"{value:.6g}")
 
 
-def metrics(table: pd.DataFrame, n_seeds: int) -> dict[str, Any]:
-    """What DVC compares across experiments: per architecture each figure's mean and the 95 %
-    interval's half-width, and per pair each verdict. Spread and n are in reports/compare.csv."""
+def metrics(table: pd.DataFrame, n_seeds: int, judge_accuracy: float | None = None) -> dict[str, Any]:
+    """What DVC compares across experiments, in the order `dvc exp show` lists it: the seeds, the
+    judge's accuracy, the verdicts per pair, then per architecture each figure's mean and the 95 %
+    interval's half-width. Spread and n are in reports/compare.csv; write it unsorted."""
     out: dict[str, Any] = {"seeds": n_seeds}
-    summaries = table[table["n"].notna()] if "n" in table else table.iloc[0:0]
-    for row in summaries.itertuples():
-        half = (row.ci_high - row.ci_low) / 2
-        out.setdefault(row.arch, {})[row.figure] = {"mean": _rounded(row.mean), "ci95": _rounded(half)}
+    if judge_accuracy is not None:
+        out["judge_accuracy"] = judge_accuracy
     differences = table[table["verdict"].notna()] if "verdict" in table else table.iloc[0:0]
     for row in differences.itertuples():
         if row.verdict:
             b, a = row.arch.split(" - ")
             out.setdefault("verdicts", {}).setdefault(f"{a}_vs_{b}", {})[row.figure] = row.verdict
+    summaries = table[table["n"].notna()] if "n" in table else table.iloc[0:0]
+    for row in summaries.itertuples():
+        half = (row.ci_high - row.ci_low) / 2
+        out.setdefault(row.arch, {})[row.figure] = {"mean": _rounded(row.mean), "ci95": _rounded(half)}
     return out

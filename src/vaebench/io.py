@@ -76,8 +76,8 @@ def write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_json(target: str | Path, data: Any) -> None:
-    write_text(target, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json(target: str | Path, data: Any, sort_keys: bool = True) -> None:
+    write_text(target, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def producer(path: Path) -> str:

@@ -90,8 +90,9 @@ def _intro(archs: list[str], n_seeds: dict[str, int], iwae_k: int) -> list[str]:
             f"Each cell is the mean over seeds ± the half-width of its 95 % interval (Student's t). Between"
             f" architectures, Welch's t-test at α = {ALPHA}: a value is in **bold** and named in the verdict"
             f" only where the test rejects equal means; otherwise the verdict is *{NO_DIFFERENCE}*."
-            f" {len(FIGURES)} figures are tested without a correction for multiple comparisons: read a"
-            f" p-value near {ALPHA} as a hint, not a result."
+            f" The {sum(1 for _, better in FIGURES.values() if better)} figures with a better direction get a"
+            f" verdict, each tested on its own (no correction for multiple comparisons): read a p-value near"
+            f" {ALPHA} as a hint, not a result."
         )
     return [
         f"# {' vs '.join(a.upper() for a in archs)} VAE on MNIST",
