@@ -135,7 +135,10 @@ def test_interrupted_training_under_dvc_repro_keeps_every_model(
     assert process.returncode != 0
     assert f"{said}: outputs left as they were" in output, output
     assert output_hashes(project) == before
-    assert_latest_training_run(project, "KILLED")
+    # A signal that lands inside an MLflow write can leave SQLite locked for this process: the run
+    # stays RUNNING, says so, and the next run of the stage closes it (test_tracking.py).
+    locked = "could not mark the MLflow run KILLED" in output
+    assert_latest_training_run(project, "RUNNING" if locked else "KILLED")
     # validate had passed epochs = 500; back at the old params it checks them again, and that is all.
     assert stages_run(run(project, "dvc", "repro")) == {"validate"}
     assert output_hashes(project) == before
@@ -319,7 +322,7 @@ def test_dvc_plots_draw_every_chart_offline(project: Path, first_repro: str, tmp
     (tmp_path / "cdn.html").write_text(PAGE_HTML)
     run(project, "dvc", "plots", "show", "-o", str(tmp_path / "cdn"), "--html-template", str(tmp_path / "cdn.html"))
     total, drawn = rendered_charts(tmp_path / "offline" / "index.html", chromium)
-    assert total >= 5 and drawn == total  # the loss chart and one per (architecture, seed)
+    assert total >= 3 and drawn == total  # the loss chart and one per (architecture, seed) in the workspace
     assert rendered_charts(tmp_path / "cdn" / "index.html", chromium) == (total, 0)
 
 

@@ -126,7 +126,12 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
         status = RunStatus.KILLED
         raise
     finally:
-        mlflow.end_run(RunStatus.to_string(status))
+        try:
+            mlflow.end_run(RunStatus.to_string(status))
+        except Exception as exc:  # an interrupt inside a store write can leave SQLite locked
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"warning: could not mark the MLflow run {RunStatus.to_string(status)} ({first_line});"
+                  " the next run of this stage marks it FAILED")  # fmt: skip
         signal.signal(signal.SIGTERM, previous)
 
 
