@@ -4,8 +4,6 @@ and one MLflow run `comparison` that holds them with the figures."""
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-import pandas as pd
-
 from vaebench import paths
 from vaebench.comparison import aggregate, metrics, per_seed_table
 from vaebench.io import atomic_path, read_json, write_json, write_text
@@ -42,7 +40,7 @@ def main() -> None:
         run_ids=run_ids,
     )
     print(f"wrote {paths.COMPARE_MD}: {len(archs)} architectures x {len(seeds)} seeds")
-    print(pd.read_csv(paths.COMPARE_CSV).query("figure == 'nll_iwae'").to_string(index=False))
+    print(table[table["figure"] == "nll_iwae"].to_string(index=False))
 
 
 if __name__ == "__main__":
