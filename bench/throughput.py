@@ -5,6 +5,9 @@ For each architecture and batch size, in one process on one machine, images per 
   2. trainer:  vaebench.train's epoch loop on device tensors, as the pipeline runs it;
   3. limit:    forward + backward + Adam step on batches already in memory, nothing else;
 and the trainer with `train.compile: true` (torch.compile), its compile time measured apart.
+Then the IWAE bound's decodes per second as the evaluate stage runs it (batches of 500 test
+images, importance samples decoded in chunks of `decodes_in_flight`), against one chunk size of
+32,768, and the minutes that makes for k = 5000 over the 10,000 test images.
 Also the wall time of a no-op `dvc repro` and of each stage's start-up (its imports).
 Prints a table and writes the same figures to JSON. Run: `make bench` (needs data/raw, i.e. the
 download stage, or MNIST_MIRROR).
@@ -33,6 +36,7 @@ from torchvision.datasets import MNIST
 
 from vaebench.data import download
 from vaebench.environment import mnist_mirror, resolve_device
+from vaebench.evaluate import decodes_in_flight, iwae_log_likelihood
 from vaebench.loss import vae_loss
 from vaebench.models import build_model
 from vaebench.train import train_epoch
@@ -101,6 +105,37 @@ def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> fl
         optimizer.step()
     _sync(device)
     return len(data) / (time.perf_counter() - start)
+
+
+def iwae_decodes_per_second(arch: str, data: torch.Tensor, in_flight: int, k: int = 200) -> float:
+    """Importance samples decoded and scored per second by the evaluate stage's IWAE bound."""
+    model = build_model(arch).to(data.device).eval()
+    images = data[:500]  # evaluate.batch_size's default
+    start = time.perf_counter()
+    iwae_log_likelihood(model, images, k, "bce", chunk=max(1, in_flight // len(images)))
+    _sync(data.device)
+    return len(images) * k / (time.perf_counter() - start)
+
+
+def iwae_rows(data: torch.Tensor, repeats: int) -> list[dict[str, float | str]]:
+    """Decodes/s at the stage's chunk size and at 32,768; minutes for k = 5000 on 10,000 images."""
+    rows = []
+    for arch in ("mlp", "cnn"):
+        sizes = {"stage": decodes_in_flight(data.device), "32768": 32_768}
+        best = {name: 0.0 for name in sizes}
+        for _ in range(repeats):
+            for name, in_flight in sizes.items():
+                best[name] = max(best[name], iwae_decodes_per_second(arch, data, in_flight))
+        row = {"arch": arch, "decodes_in_flight": sizes["stage"], "decodes_per_s": best["stage"]}
+        row |= {"decodes_per_s_at_32768": best["32768"], "k5000_full_test_min": 10_000 * 5000 / best["stage"] / 60}
+        print(
+            f"{arch:4s} IWAE: {row['decodes_per_s']:8.0f} decodes/s in chunks of {sizes['stage']}"
+            f" ({row['decodes_per_s_at_32768']:.0f} at 32768): k = 5000 on 10,000 images"
+            f" = {row['k5000_full_test_min']:.1f} min",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
 
 
 def flops_per_image(arch: str, batch: int, device: torch.device) -> float:
@@ -194,6 +229,7 @@ def main() -> None:
                 flush=True,
             )
 
+    iwae = iwae_rows(data, args.repeats)
     startup = {stage: stage_startup(stage) for stage in STAGES}
     noop = wall(["dvc", "repro"]) if Path("dvc.lock").exists() else None
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
@@ -204,7 +240,7 @@ def main() -> None:
         r["trainer_share_of_peak"] = r["trainer_gflops"] / peak
     results = {"machine": machine, "torch": torch.__version__, "repeats": args.repeats, "images": args.images}
     results |= {"peak_gflops": peak, "peak_how": peak_how}
-    results |= {"throughput": rows, "stage_startup_s": startup}
+    results |= {"throughput": rows, "iwae": iwae, "stage_startup_s": startup}
     results["noop_dvc_repro_s"] = noop
 
     print(f"\nmachine: {machine}, torch {torch.__version__}")

@@ -9,7 +9,7 @@ from vaebench import load_model
 from vaebench.errors import StageError
 from vaebench.models import build_model, count_parameters, save_model
 from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN
-from vaebench.models.cnn import branch
+from vaebench.models.cnn import SubPixelConvTranspose2d, branch
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -119,6 +119,33 @@ def test_fused_encoder_is_the_two_branch_encoder(channels: list[int]) -> None:
     for name, param in fused.encoder.named_parameters():
         expected = torch.cat([ref[f"mu_branch.{name}"].grad, ref[f"logvar_branch.{name}"].grad])
         torch.testing.assert_close(param.grad, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("c_in", "c_out", "height", "width"), [(16, 1, 14, 14), (16, 16, 7, 7), (3, 5, 4, 6)])
+def test_subpixel_layer_is_the_transposed_convolution(c_in: int, c_out: int, height: int, width: int) -> None:
+    """The decoder's sub-pixel layer against nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) with its weights:
+    equal outputs and equal gradients for input, weight and bias, channels_last or not."""
+    torch.manual_seed(0)
+    reference = torch.nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+    layer = SubPixelConvTranspose2d(c_in, c_out)
+    layer.load_state_dict(reference.state_dict())
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(5, c_in, height, width).contiguous(memory_format=memory_format).requires_grad_()
+        expected, got = reference(x), layer.to(memory_format=memory_format)(x)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        upstream = torch.randn_like(expected)
+        for a, b in zip(
+            torch.autograd.grad(got, [x, layer.weight, layer.bias], upstream),
+            torch.autograd.grad(expected, [x, reference.weight, reference.bias], upstream),
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_weights_stay_channels_last_through_save_and_load(tmp_path) -> None:
+    save_model(build_model("cnn"), tmp_path)
+    conv = load_model(tmp_path).encoder[3].weight  # the second convolution: more than one input channel
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
 
 
 def test_unknown_architecture_names_allowed_values() -> None:

@@ -26,6 +26,7 @@ class Judge(nn.Module):
             nn.Flatten(), nn.Linear(64 * 7 * 7, self.FEATURES), nn.ReLU(),
         )  # fmt: skip
         self.head = nn.Linear(self.FEATURES, 10)
+        self.to(memory_format=torch.channels_last)  # oneDNN's convolutions run faster on it
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
