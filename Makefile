@@ -6,7 +6,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 UI_PORT ?= 5000
 
-.PHONY: setup browser repro test lint format ui bench clean
+.PHONY: setup browser postgres repro test lint format ui bench team-up team-down clean
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 repro: setup  ## run the pipeline; only what changed is rebuilt
 	dvc repro
 
-test: setup lint browser  ## unit tests and real end-to-end pipeline runs on tiny params
+test: setup lint browser postgres  ## unit tests and real end-to-end pipeline runs on tiny params
 	pytest
 
 # Debian's chromium for the MLflow UI test, installed where apt-get runs as root; elsewhere
@@ -29,6 +29,13 @@ browser:
 		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
 		echo "chromium could not be installed: the MLflow UI test will skip"
+
+# Debian's postgresql for the team-stack tests and `make team-up`, installed the same way.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }; }; } || \
+		echo "postgresql could not be installed: the team-stack tests will skip"
 
 lint: setup
 	ruff check .
@@ -43,6 +50,12 @@ ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only;
 
 bench: setup  ## training throughput: the seed's loop vs the trainer vs the limit
 	python bench/throughput.py
+
+team-up: setup postgres  ## PostgreSQL + S3 (moto) + MLflow with basic-auth on 127.0.0.1; prints what workers export
+	vaebench team up
+
+team-down: setup  ## stop the team stack and delete its data
+	vaebench team down
 
 clean:  ## remove the venv and the local MLflow store (DVC outputs stay: use `dvc gc`)
 	rm -rf $(VENV) mlflow.db mlartifacts

@@ -1,5 +1,5 @@
 """The `vaebench` command: `generate` new digits from a trained model, `study` a sweep of
-experiments, `ui` the MLflow UI on this repository's store."""
+experiments, `ui` the MLflow UI on this repository's store, `team` the team stack on loopback."""
 
 from __future__ import annotations
 
@@ -67,6 +67,24 @@ def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow))
 
 
+def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from vaebench import team
+    from vaebench.stage import run_stage
+
+    def act() -> None:
+        if args.action == "up":
+            stack = team.up(args.root)
+            print(f"team stack up in {stack.root}: PostgreSQL :{stack.pg_port}, S3 {stack.s3_endpoint},"
+                  f" MLflow {stack.tracking_uri}\n{team.env_lines(stack)}")  # fmt: skip
+        elif args.action == "env":
+            print(team.env_lines(team.Stack.load(args.root)))
+        else:
+            team.down(args.root)
+            print(f"team stack in {args.root} stopped and removed")
+
+    run_stage(act)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vaebench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")
     u.set_defaults(handler=ui)
+    t = commands.add_parser("team", help="PostgreSQL + S3 (moto) + MLflow with basic-auth on 127.0.0.1")
+    t.add_argument("action", choices=["up", "env", "down"])
+    t.add_argument("--root", type=Path, default=Path(".team"), help="where its data, logs and passwords live")
+    t.set_defaults(handler=team)
     args = parser.parse_args(argv)
     args.handler(args, parser)
 

@@ -95,8 +95,13 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
     for e in experiments:
         for arch in e.params["compare"]["archs"]:
             figures = e.metrics.get(arch, {})
-            row = {"experiment": e.name, "arch": arch, "beta": e.params["loss"]["kl_weight"],
-                   "latent": e.params["model"][arch]["latent"], "seeds": e.metrics.get("seeds")}  # fmt: skip
+            row = {
+                "experiment": e.name,
+                "arch": arch,
+                "beta": e.params["loss"]["kl_weight"],
+                "latent": e.params["model"][arch]["latent"],
+                "n_seeds": len(e.params["compare"]["seeds"]),
+            }
             for name in FIGURES:  # one seed has no interval: NaN, which matplotlib skips
                 summary = figures.get(name) or {}
                 row[name] = _number(summary.get("mean"))

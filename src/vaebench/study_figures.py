@@ -48,7 +48,9 @@ def save_sweep(table: pd.DataFrame, swept: str, fixed: str, baseline: Any, path:
     selected = []
     for arch, rows in table.groupby("arch"):
         at = baseline.params["loss"]["kl_weight"] if fixed == "beta" else baseline.params["model"][arch]["latent"]
-        rows = rows[rows[fixed] == at].sort_values(swept)
+        # An experiment that leaves one architecture as it was repeats the baseline's point for
+        # it (the same cached models): keep the point with the most seeds.
+        rows = rows[rows[fixed] == at].sort_values("n_seeds").drop_duplicates(swept, keep="last").sort_values(swept)
         if rows[swept].nunique() >= 2:
             selected.append((arch, rows))
     if not selected:

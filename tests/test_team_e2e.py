@@ -1,0 +1,282 @@
+"""The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL, artifacts and the
+DVC remote on S3 (moto), two workers and a reader, concurrent load, faults, the served model.
+
+One stack for the module (`vaebench.team.up`), one tiny project pushed to a bare git remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2e import commit, make_project, output_hashes, run, set_params, tool_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.team]
+
+TEAM_PARAMS = {
+    "compare": {"archs": ["mlp"], "seeds": [0, 1]},
+    "judge": {"epochs": 1},
+}
+EPOCHS = 2  # e2e.TINY's
+CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds"}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator:
+    team = pytest.importorskip("vaebench.team")
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[team]')")
+    try:
+        team.postgres_bin()
+    except team.TeamStackError as exc:
+        pytest.skip(str(exc))
+    # PostgreSQL runs as the `postgres` user, which cannot enter pytest's private tmp folder.
+    root = Path(tempfile.mkdtemp(prefix="vaebench-team-"))
+    root.chmod(0o755)
+    stack = team.up(root / "stack")
+    yield stack
+    team.down(stack.root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def worker(stack, **extra: str) -> dict[str, str]:
+    return {**stack.worker_env(), **extra}
+
+
+def run_as(stack, project: Path, *command: str) -> str:
+    return run(project, *command, **worker(stack))
+
+
+def spawn(stack, project: Path, *command: str) -> subprocess.Popen:
+    """A worker's command in the background, in its own process group (a test may kill it whole)."""
+    return subprocess.Popen(
+        command, cwd=project, env=tool_env(**worker(stack)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def client(stack):
+    from mlflow.tracking import MlflowClient
+
+    os.environ |= {"MLFLOW_TRACKING_USERNAME": "worker", "MLFLOW_TRACKING_PASSWORD": stack.worker_password}
+    return MlflowClient(tracking_uri=stack.tracking_uri)
+
+
+def runs(stack) -> dict[str, list]:
+    """Every run of the experiment by name (a name can repeat across workers and reruns)."""
+    mlflow = client(stack)
+    experiment = mlflow.get_experiment_by_name("vaebench")
+    found: dict[str, list] = {}
+    for r in mlflow.search_runs([experiment.experiment_id], max_results=1000):
+        found.setdefault(r.info.run_name, []).append(r)
+    return found
+
+
+@pytest.fixture(scope="module")
+def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
+    """A bare git remote holding the tiny project after one `dvc repro` against the stack, whose
+    outputs are in the S3 remote."""
+    base = make_project(tmp_path_factory.mktemp("base"), mnist_mirror)
+    set_params(base, TEAM_PARAMS)
+    for command in stack.dvc_remote_commands():
+        run(base, *command)
+    run_as(stack, base, "dvc", "repro")
+    run_as(stack, base, "dvc", "push")
+    commit(base, "baseline")
+    bare = tmp_path_factory.mktemp("origin") / "vaebench.git"
+    run(base, "git", "init", "-q", "--bare", str(bare))
+    run(base, "git", "push", "-q", str(bare), "main")
+    return bare
+
+
+def clone(stack, origin: Path, into: Path) -> Path:
+    run(into.parent, "git", "clone", "-q", str(origin), into.name)
+    for command in stack.dvc_remote_commands():
+        run(into, *command)
+    return into
+
+
+def test_requests_without_valid_credentials_get_401_and_write_nothing(stack) -> None:
+    url = f"{stack.tracking_uri}/api/2.0/mlflow/experiments/create"
+    body = json.dumps({"name": "intruder"}).encode()
+    for credentials in (None, "worker:wrong-password"):
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        if credentials:
+            request.add_header("Authorization", "Basic " + b64encode(credentials.encode()).decode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401
+    assert client(stack).get_experiment_by_name("intruder") is None
+
+
+def test_two_workers_run_experiments_at_once_and_a_third_clone_gets_them_all(
+    stack, origin: Path, tmp_path: Path
+) -> None:
+    workers = {name: clone(stack, origin, tmp_path / name) for name in ("alice", "bob")}
+    betas = {"alice": "0.5", "bob": "2.0"}
+    exp_run = {name: ("dvc", "exp", "run", "-n", f"beta-{b}", "-S", f"loss.kl_weight={b}") for name, b in betas.items()}
+    for project in workers.values():
+        run_as(stack, project, "dvc", "pull", "-q")
+    processes = {name: spawn(stack, project, *exp_run[name]) for name, project in workers.items()}
+    for name, process in processes.items():
+        output = process.communicate(timeout=900)[0]
+        assert process.returncode == 0, f"{name}: {output}"
+    for name, project in workers.items():
+        run_as(stack, project, "dvc", "exp", "push", "origin", f"beta-{betas[name]}")
+
+    reader = clone(stack, origin, tmp_path / "carol")
+    run_as(stack, reader, "dvc", "exp", "pull", "origin", "beta-0.5")
+    run_as(stack, reader, "dvc", "exp", "pull", "origin", "beta-2.0")
+    run_as(stack, reader, "dvc", "pull", "-q")
+    assert "up to date" in run_as(stack, reader, "dvc", "status").lower()  # every output, nothing to retrain
+    study = run_as(stack, reader, "vaebench", "study", "--no-mlflow")
+    assert "study of 3 experiments" in study and "skipped 0" in study, study  # baseline, alice's, bob's
+
+    trainings = [r for name, rs in runs(stack).items() if name.startswith("mlp-") for r in rs]
+    assert len(trainings) >= 6  # 2 seeds x (baseline, alice, bob)
+    s3 = _s3(stack)
+    for training in trainings:
+        assert training.info.status == "FINISHED"
+        assert set(training.data.metrics) >= CURVE_METRICS | {"test_nll_iwae"}
+        for key in CURVE_METRICS:
+            assert len(client(stack).get_metric_history(training.info.run_id, key)) == EPOCHS
+        assert _artifact_objects(s3, training.info.run_id), f"no artifacts in S3 for {training.info.run_name}"
+
+
+def _s3(stack):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=stack.s3_endpoint, **{k.lower(): v for k, v in stack.s3_env().items()})
+
+
+def _artifact_objects(s3, run_id: str) -> list[str]:
+    from vaebench.team import ARTIFACT_BUCKET
+
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACT_BUCKET)
+    return [o["Key"] for page in pages for o in page.get("Contents", []) if run_id in o["Key"]]
+
+
+@pytest.fixture
+def workspace(stack, origin: Path, tmp_path: Path) -> Path:
+    """A clone with every output pulled from the S3 remote."""
+    project = clone(stack, origin, tmp_path / "workspace")
+    run_as(stack, project, "dvc", "pull", "-q")
+    return project
+
+
+def test_eight_trainings_log_to_the_server_at_once_and_none_is_lost(stack, workspace: Path) -> None:
+    seeds = range(10, 18)
+    processes = [spawn(stack, workspace, "python", "stages/train.py", "mlp", str(seed)) for seed in seeds]
+    for process in processes:
+        output = process.communicate(timeout=600)[0]
+        assert process.returncode == 0, output
+    found = runs(stack)
+    mlflow = client(stack)
+    for seed in seeds:
+        (training,) = found[f"mlp-{seed}"]
+        assert training.info.status == "FINISHED"
+        for key in CURVE_METRICS:
+            steps = [m.step for m in mlflow.get_metric_history(training.info.run_id, key)]
+            assert sorted(steps) == list(range(1, EPOCHS + 1)), f"mlp-{seed} {key}: steps {steps}"
+
+
+def _start_long_training(stack, project: Path) -> tuple[subprocess.Popen, str]:
+    """`dvc repro` of train@mlp-0 with enough epochs to be caught mid-run; (process, its run id)."""
+    set_params(project, {"train": {"epochs": 400}})
+    before = {r.info.run_id for rs in runs(stack).values() for r in rs}
+    process = spawn(stack, project, "dvc", "repro", "-s", "train@mlp-0")
+    mlflow, deadline = client(stack), time.monotonic() + 300
+    while time.monotonic() < deadline:
+        new = [r for rs in runs(stack).values() for r in rs if r.info.run_id not in before]
+        if new and len(mlflow.get_metric_history(new[0].info.run_id, "val_loss")) >= 3:
+            return process, new[0].info.run_id
+        assert process.poll() is None, process.communicate()[0]
+        time.sleep(0.5)
+    raise AssertionError("the training run never logged three epochs")
+
+
+def test_tracking_server_stopped_mid_stage_fails_it_clearly_and_a_rerun_completes(stack, workspace: Path) -> None:
+    from vaebench import team
+
+    before = output_hashes(workspace)
+    process, run_id = _start_long_training(stack, workspace)
+    team.stop_process(stack.pids["mlflow"])
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode != 0
+    assert f"MLflow at {stack.tracking_uri}" in output and "Traceback" not in output, output
+    assert output_hashes(workspace) == before  # nothing half-written
+
+    stack.pids["mlflow"] = team.start_mlflow_server(stack)
+    stack.save()
+    set_params(workspace, {"train": {"epochs": EPOCHS}})
+    output = run_as(stack, workspace, "dvc", "repro", "-s", "-f", "train@mlp-0")
+    assert f"marked MLflow run {run_id} FAILED" in output  # the run the outage left RUNNING
+    assert client(stack).get_run(run_id).info.status == "FAILED"
+
+
+def test_a_killed_worker_leaves_a_running_run_that_its_next_run_closes(stack, workspace: Path) -> None:
+    process, run_id = _start_long_training(stack, workspace)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert client(stack).get_run(run_id).info.status == "RUNNING"  # what SIGKILL leaves, and what the README says
+    set_params(workspace, {"train": {"epochs": EPOCHS}})
+    output = run_as(stack, workspace, "dvc", "repro", "-s", "-f", "train@mlp-0")
+    assert f"marked MLflow run {run_id} FAILED" in output
+    assert client(stack).get_run(run_id).info.status == "FAILED"
+
+
+def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
+    import numpy as np
+
+    from vaebench.team import free_port
+
+    (training, *_) = runs(stack)["mlp-0"]
+    model_uri = f"runs:/{training.info.run_id}/model"
+    port = free_port()
+    serve = ("mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port))
+    server = spawn(stack, workspace, *serve)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while not _answers(f"{url}/ping"):
+            assert server.poll() is None and time.monotonic() < deadline, server.communicate()[0]
+            time.sleep(0.5)
+        images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
+        status, body = _post(f"{url}/invocations", {"inputs": images.tolist()})
+        assert status == 200, body
+        reconstructions = np.asarray(json.loads(body)["predictions"])
+        assert reconstructions.shape == (3, 1, 28, 28)
+        assert reconstructions.min() >= 0 and reconstructions.max() <= 1
+        status, body = _post(f"{url}/invocations", {"inputs": images.reshape(3, 784).tolist()})
+        assert 400 <= status < 500 and "shape" in body.lower(), body
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _post(url: str, payload: dict) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
