@@ -94,7 +94,7 @@ def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) 
     run_as(stack, base, "dvc", "push")
     commit(base, "baseline")
     bare = tmp_path_factory.mktemp("origin") / "vaebench.git"
-    run(base, "git", "init", "-q", "--bare", str(bare))
+    run(base, "git", "init", "-q", "--bare", "-b", "main", str(bare))
     run(base, "git", "push", "-q", str(bare), "main")
     return bare
 
@@ -156,7 +156,9 @@ def test_two_workers_run_experiments_at_once_and_a_third_clone_gets_them_all(
 def _s3(stack):
     import boto3
 
-    return boto3.client("s3", endpoint_url=stack.s3_endpoint, **{k.lower(): v for k, v in stack.s3_env().items()})
+    from vaebench.team import boto_credentials
+
+    return boto3.client("s3", endpoint_url=stack.s3_endpoint, **boto_credentials(stack))
 
 
 def _artifact_objects(s3, run_id: str) -> list[str]:

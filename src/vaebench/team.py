@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -113,17 +114,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_until(check: object, what: str, log: Path, timeout: float = START_TIMEOUT_S) -> None:
+def _wait_until(
+    check: Callable[[], bool], what: str, log: Path, process: subprocess.Popen, timeout: float = START_TIMEOUT_S
+) -> None:
+    """Until `check()` holds; fails at once, with the log's last line, if the process exits."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except OSError:
-            pass
+    while time.monotonic() < deadline and process.poll() is None:
+        if check():
+            return
         time.sleep(0.3)
-    tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
-    raise TeamStackError(f"{what} did not start within {timeout:.0f}s; see {log}: " + " | ".join(tail))
+    tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+    exited = process.poll() is not None
+    state = f"exited with {process.returncode}" if exited else f"did not start within {timeout:.0f}s"
+    raise TeamStackError(f"{what} {state}; see {log}: {' '.join(tail)}")
 
 
 def _http_ok(url: str) -> bool:
@@ -134,12 +137,11 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
         )
-    return process.pid
 
 
 # PostgreSQL
@@ -192,16 +194,17 @@ def stop_postgres(stack: Stack) -> None:
 def start_s3(stack: Stack) -> None:
     log = stack.root / "s3.log"
     command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(stack.s3_port)]
-    stack.pids["s3"] = _start(command, log)
-    _wait_until(lambda: _http_ok(f"{stack.s3_endpoint}/moto-api/"), "the S3 endpoint (moto)", log)
+    process = _start(command, log)
+    stack.pids["s3"] = process.pid
+    _wait_until(lambda: _http_ok(f"{stack.s3_endpoint}/moto-api/"), "the S3 endpoint (moto)", log, process)
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint, **_boto_credentials(stack))
+    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint, **boto_credentials(stack))
     for bucket in (ARTIFACT_BUCKET, DVC_BUCKET):
         s3.create_bucket(Bucket=bucket)
 
 
-def _boto_credentials(stack: Stack) -> dict[str, str]:
+def boto_credentials(stack: Stack) -> dict[str, str]:
     return {"aws_access_key_id": stack.s3_key, "aws_secret_access_key": stack.s3_secret, "region_name": "us-east-1"}
 
 
@@ -239,9 +242,9 @@ def start_mlflow_server(stack: Stack, env: dict[str, str] | None = None, log: Pa
         f"s3://{ARTIFACT_BUCKET}",
     ]
     command += ["--workers", "2"]
-    pid = _start(command, log, env)
-    _wait_until(lambda: _http_ok(f"{stack.tracking_uri}/health"), "the MLflow server", log, timeout=120)
-    return pid
+    process = _start(command, log, env)
+    _wait_until(lambda: _http_ok(f"{stack.tracking_uri}/health"), "the MLflow server", log, process, timeout=120)
+    return process.pid
 
 
 def create_worker_user(stack: Stack) -> None:
