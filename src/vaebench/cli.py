@@ -64,7 +64,7 @@ def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench.stage import run_stage
     from vaebench.study import run_study
 
-    run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow))
+    run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow, rev=args.rev))
 
 
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     s = commands.add_parser("study", help="gather the DVC experiments of a sweep into reports/study/")
     s.add_argument("--out", type=Path, default=Path("reports/study"))
     s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
+    s.add_argument("--rev", help="the commit the experiments were queued on, if not HEAD (`dvc exp show --rev`)")
     s.set_defaults(handler=study)
     u = commands.add_parser("ui", help="the MLflow UI on this repository's mlflow.db, bound to 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)

@@ -48,9 +48,11 @@ def _experiment(name: str, data: dict[str, Any], state: str | None = None) -> Ex
     return Experiment(name, params, metrics, code, state or "success")
 
 
-def read_experiments(repo: Path = Path(".")) -> tuple[Experiment, list[Experiment]]:
-    """The baseline (HEAD) and its experiments, from `dvc exp show --json`."""
-    result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+def read_experiments(repo: Path = Path("."), rev: str | None = None) -> tuple[Experiment, list[Experiment]]:
+    """The baseline (HEAD, or the commit `rev` the experiments were queued on) and its experiments,
+    from `dvc exp show --json`: DVC lists an experiment under the commit it was based on only."""
+    command = ["dvc", "exp", "show", "--json", *(["--rev", rev] if rev else [])]
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
     if result.returncode != 0:
         raise StageError(f"`dvc exp show --json` failed: {result.stderr.strip().splitlines()[-1:]}")
     (baseline,) = [b for b in json.loads(result.stdout) if b["rev"] != "workspace"][:1] or [None]
@@ -130,10 +132,10 @@ def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str]
     return "\n".join(lines)
 
 
-def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True) -> pd.DataFrame:
+def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev: str | None = None) -> pd.DataFrame:
     from vaebench.study_figures import save_rate_distortion, save_sweep
 
-    baseline, experiments = read_experiments(repo)
+    baseline, experiments = read_experiments(repo, rev)
     candidates = [baseline, *experiments]
     skipped = {e.name: reason for e in candidates if (reason := why_skipped(e, baseline))}
     used = [e for e in candidates if e.name not in skipped]
