@@ -240,7 +240,7 @@ def test_a_killed_worker_leaves_a_running_run_that_its_next_run_closes(stack, wo
 def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
     import numpy as np
 
-    from vaebench.team import free_port
+    from vaebench.team import free_port, http_ok
 
     (training, *_) = runs(stack)["mlp-0"]
     model_uri = f"runs:/{training.info.run_id}/model"
@@ -250,7 +250,7 @@ def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
-        while not _answers(f"{url}/ping"):
+        while not http_ok(f"{url}/ping"):
             assert server.poll() is None and time.monotonic() < deadline, server.communicate()[0]
             time.sleep(0.5)
         images = np.random.default_rng(0).random((3, 1, 28, 28), dtype=np.float32)
@@ -264,14 +264,6 @@ def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _post(url: str, payload: dict) -> tuple[int, str]:

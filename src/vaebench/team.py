@@ -129,7 +129,7 @@ def _wait_until(
     raise TeamStackError(f"{what} {state}; see {log}: {' '.join(tail)}")
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -196,7 +196,7 @@ def start_s3(stack: Stack) -> None:
     command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(stack.s3_port)]
     process = _start(command, log)
     stack.pids["s3"] = process.pid
-    _wait_until(lambda: _http_ok(f"{stack.s3_endpoint}/moto-api/"), "the S3 endpoint (moto)", log, process)
+    _wait_until(lambda: http_ok(f"{stack.s3_endpoint}/moto-api/"), "the S3 endpoint (moto)", log, process)
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint, **boto_credentials(stack))
@@ -243,7 +243,7 @@ def start_mlflow_server(stack: Stack, env: dict[str, str] | None = None, log: Pa
     ]
     command += ["--workers", "2"]
     process = _start(command, log, env)
-    _wait_until(lambda: _http_ok(f"{stack.tracking_uri}/health"), "the MLflow server", log, process, timeout=120)
+    _wait_until(lambda: http_ok(f"{stack.tracking_uri}/health"), "the MLflow server", log, process, timeout=120)
     return process.pid
 
 
