@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 repro: setup  ## run the pipeline; only what changed is rebuilt
 	dvc repro
 
+# Two pytest workers: the end-to-end tests of the shared project run on one, the team stack's on the
+# other (--dist loadgroup keeps each group on one worker, in file order), the unit tests fill in.
+TEST_WORKERS ?= 2
+
 test: setup lint browser postgres  ## unit tests and real end-to-end pipeline runs on tiny params
-	pytest
+	pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Debian's chromium for the MLflow UI test, installed where apt-get runs as root; elsewhere
 # that one test skips and says why.

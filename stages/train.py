@@ -73,7 +73,7 @@ def train(params: Params, arch: str, seed: int, device: torch.device) -> None:
         history = fit(
             model, train_images, val_images,
             epochs=params.train.epochs, batch_size=params.train.batch_size, lr=params.train.lr,
-            recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=seed,
+            recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=seed, schedule=params.train.schedule,
             compile=params.train.compile, amp=params.train.amp and device.type == "cuda",
             binarize=params.data.binarize, on_epoch=lambda metrics: snapshots(model, metrics),
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Shared fixtures: the MNIST mirror from the environment, and tiny MNIST files in the real format."""
+"""Shared fixtures: the MNIST mirror from the environment, tiny MNIST files in the real format, and
+under pytest-xdist each worker's share of the CPU threads."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    # Workers share the cores: each takes its part, here and in every process its tests start
+    # (torch reads OMP_NUM_THREADS), so two trainings side by side do not fight over threads.
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Both architectures match ../shared/seed-models.md: shapes, output range and parameter counts."""
+"""The seed's two architectures match ../shared/seed-models.md and Burda et al.'s matches its paper:
+shapes, output range and parameter counts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 
 from vaebench import load_model
 from vaebench.errors import StageError
-from vaebench.models import build_model, count_parameters, save_model
+from vaebench.models import architectures, build_model, count_parameters, save_model
 from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN
 from vaebench.models.cnn import SubPixelConvTranspose2d, branch
 
@@ -43,12 +44,20 @@ def test_cnn_parameter_count_matches_spec() -> None:
     assert count_parameters(build_model("cnn")) == expected_cnn()
 
 
+def test_burda_parameter_count_matches_the_paper() -> None:
+    """784-200-200-50 with tanh, and its mirror image as the decoder (Burda et al. 2016, sec. 5)."""
+    encoder = linear(784, 200) + linear(200, 200) + 2 * linear(200, 50)
+    decoder = linear(50, 200) + linear(200, 200) + linear(200, 784)
+    assert count_parameters(build_model("burda")) == encoder + decoder
+    assert sum(isinstance(m, torch.nn.Tanh) for m in build_model("burda").modules()) == 4
+
+
 def test_sizes_are_params() -> None:
     assert count_parameters(build_model("mlp", hidden=64, latent=2)) == expected_mlp(64, 2)
     assert count_parameters(build_model("cnn", channels=[8, 16, 4], latent=3)) == expected_cnn(8, 16, 4, 3)
 
 
-@pytest.mark.parametrize(("arch", "latent"), [("mlp", 20), ("cnn", 10)])
+@pytest.mark.parametrize(("arch", "latent"), [("mlp", 20), ("cnn", 10), ("burda", 50)])
 def test_shapes_and_ranges(arch: str, latent: int) -> None:
     torch.manual_seed(0)
     model = build_model(arch).eval()
@@ -149,11 +158,11 @@ def test_cnn_weights_stay_channels_last_through_save_and_load(tmp_path) -> None:
 
 
 def test_unknown_architecture_names_allowed_values() -> None:
-    with pytest.raises(StageError, match="allowed: cnn, mlp"):
+    with pytest.raises(StageError, match="allowed: burda, cnn, mlp"):
         build_model("resnet")
 
 
-@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+@pytest.mark.parametrize("arch", architectures())
 def test_save_and_load_round_trip(arch: str, tmp_path) -> None:
     torch.manual_seed(0)
     model = build_model(arch)

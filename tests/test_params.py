@@ -33,7 +33,7 @@ def test_repository_params_are_valid_and_complete() -> None:
     params = load_params(REPO / "params.yaml")
     assert params.model_dump(mode="json") == DEFAULTS
     assert set(DEFAULTS) == set(Params.model_fields)
-    for arch in params.compare.archs:
+    for arch in params.model:  # every section, compared by default or not, is the model file's default
         assert DEFAULTS["model"][arch] == params.model_config_of(arch).model_dump(mode="json")
 
 
@@ -65,9 +65,11 @@ def test_repository_params_are_valid_and_complete() -> None:
         ({"data": {"binarize": True}, "loss": {"recon": "mse"}}, r"  - data\.binarize = true: needs loss\.recon"),
         ({"judge": {"epochs": 0}}, r"judge\.epochs = 0"),
         ({"mlflow": {"experiment": " "}}, r"mlflow\.experiment = ' '"),
-        ({"compare": {"archs": ["mlp", "resnet"]}}, r"compare\.archs: 'resnet' has no model file; allowed: cnn, mlp"),
+        ({"compare": {"archs": ["mlp", "resnet"]}}, r"compare\.archs: 'resnet' has no model file; allowed: burda,"),
         ({"compare": {"seeds": [0, 0]}}, r"compare\.seeds = \[0, 0\]: each value once"),
         ({"compare": {"seeds": []}}, r"compare\.seeds = \[\]: .*at least 1"),
+        ({"train": {"schedule": "step"}}, r"train\.schedule = 'step': must be one of 'constant', 'burda' or 'cosine'"),
+        ({"model": {"burda.hidden": [200, 0]}}, r"model\.burda\.hidden\.1 = 0: .*greater than or equal to 1"),
         ({"train": {"snapshot_epochs": [0, 5]}}, r"train\.snapshot_epochs = \[0, 5\]: \[0\] outside the run"),
     ],
 )

@@ -17,7 +17,7 @@ from scipy import stats
 from vaebench import load_model
 from vaebench.comparison import FIGURES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
 
 
 def test_repro_runs_every_stage(first_repro: str) -> None:

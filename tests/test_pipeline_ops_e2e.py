@@ -22,7 +22,7 @@ from e2e import commit, mlflow_client, output_hashes, run, runs_by_name, set_par
 
 from vaebench.ui import grouped_runs_url, runs_url
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
 
 
 def repro_fails(project: Path, *args: str, **env: str) -> str:

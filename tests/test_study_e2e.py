@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from e2e import EPOCHS, commit, mlflow_client, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
 
 
 def test_sweep_through_the_queue_in_parallel_and_study(project: Path, first_repro: str) -> None:

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 from e2e import commit, make_project, output_hashes, run, set_params, tool_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.team]
+pytestmark = [pytest.mark.e2e, pytest.mark.team, pytest.mark.xdist_group("team")]
 
 TEAM_PARAMS = {
     "compare": {"archs": ["mlp"], "seeds": [0, 1]},
     "judge": {"epochs": 1},
 }
 EPOCHS = 2  # e2e.TINY's
-CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "seconds"}
+CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "lr", "seconds"}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 from vaebench.models import build_model
 from vaebench.splits import binarized
-from vaebench.train import NonFiniteLossError, fit
+from vaebench.train import NonFiniteLossError, fit, lr_factor
 
 KW = {"batch_size": 32, "lr": 1e-3, "recon": "bce", "kl_weight": 1.0, "seed": 0}
 
@@ -76,3 +76,25 @@ def test_compiled_training_learns_and_saves_the_plain_module() -> None:
     history = fit(model, blobs(), blobs(64), epochs=2, compile=True, **KW)
     assert history[-1].val_loss < history[0].val_loss
     assert type(model).__name__ == "MLPVAE" and "_orig_mod" not in next(iter(model.state_dict()))
+
+
+def test_burda_schedule_is_the_papers_stages() -> None:
+    """Stage i lasts 3**i epochs at lr * 10**(-i/7): epochs 1 | 2-4 | 5-13 | ... | 1094-3280, then stays."""
+    stage_of = {1: 0, 2: 1, 4: 1, 5: 2, 13: 2, 14: 3, 40: 3, 41: 4, 121: 4, 122: 5, 364: 5, 365: 6, 1093: 6}
+    stage_of |= {1094: 7, 3280: 7, 5000: 7}
+    for epoch, stage in stage_of.items():
+        assert lr_factor("burda", epoch, epochs=3280) == pytest.approx(10 ** (-stage / 7)), epoch
+
+
+def test_cosine_and_constant_schedules() -> None:
+    assert [lr_factor("cosine", e, epochs=4) for e in (1, 3)] == pytest.approx([1.0, 0.5])
+    assert 0 < lr_factor("cosine", 4, epochs=4) < 0.2
+    assert {lr_factor("constant", e, epochs=4) for e in range(1, 5)} == {1.0}
+
+
+def test_fit_follows_the_schedule_and_reports_each_epochs_rate() -> None:
+    torch.manual_seed(0)
+    model = build_model("burda", hidden=[16], latent=2)
+    history = fit(model, blobs(64), blobs(32), epochs=5, schedule="burda", **KW)
+    expected = [KW["lr"] * 10 ** (-stage / 7) for stage in (0, 1, 1, 1, 2)]
+    assert [m.lr for m in history] == pytest.approx(expected)

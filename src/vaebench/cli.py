@@ -1,5 +1,6 @@
 """The `vaebench` command: `generate` new digits from a trained model, `study` a sweep of
-experiments, `ui` the MLflow UI on this repository's store, `team` the team stack on loopback."""
+experiments, `protocol` the literature's likelihood protocol as an experiment, `ui` the MLflow UI
+on this repository's store, `team` the team stack on loopback."""
 
 from __future__ import annotations
 
@@ -67,6 +68,21 @@ def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow, rev=args.rev))
 
 
+def protocol(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Run (or queue) the protocol's `dvc exp run`; DVC's output and exit status are the command's."""
+    import os
+
+    from vaebench.errors import StageError
+    from vaebench.protocol import exp_run_command
+
+    try:
+        command = exp_run_command(args.name, args.set, args.queue)
+    except StageError as exc:
+        parser.error(str(exc))
+    print("$ " + " ".join(command), flush=True)
+    os.execvp(command[0], command)
+
+
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench import team
     from vaebench.stage import run_stage
@@ -103,6 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
     s.add_argument("--rev", help="the commit the experiments were queued on, if not HEAD (`dvc exp show --rev`)")
     s.set_defaults(handler=study)
+    p = commands.add_parser("protocol", help="dvc exp run with the literature's protocol (Burda et al. 2016)")
+    p.add_argument("--name", default="protocol", help="the experiment's name")
+    p.add_argument("--queue", action="store_true", help="queue it (`dvc queue start` runs it)")
+    p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="more params, or overrides")
+    p.set_defaults(handler=protocol)
     u = commands.add_parser("ui", help="the MLflow UI on this repository's mlflow.db, bound to 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")

@@ -70,6 +70,7 @@ class LossParams(Section):
     kl_weight: float = Field(ge=0.0)
 
 
+Schedule = Literal["constant", "burda", "cosine"]  # the learning rate over epochs: vaebench.train.lr_factor
 SEED_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the seed's published grids
 
 
@@ -77,6 +78,7 @@ class TrainParams(Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0.0)
+    schedule: Schedule
     compile: bool
     amp: bool
     snapshot_epochs: Literal["auto"] | list[int]

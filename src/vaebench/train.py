@@ -18,6 +18,7 @@ from tqdm import tqdm
 from vaebench.errors import StageError
 from vaebench.loss import Recon, vae_loss
 from vaebench.models.base import VAE
+from vaebench.params import Schedule
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 
@@ -37,10 +38,32 @@ class EpochMetrics:
     val_loss: float
     val_recon: float
     val_kl: float
+    lr: float
     seconds: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+BURDA_STAGES = 8  # Burda et al. 2016: stage i lasts 3**i epochs at lr * 10**(-i/7); 3,280 epochs in all
+
+
+def lr_factor(schedule: Schedule, epoch: int, epochs: int) -> float:
+    """The learning rate of (1-based) `epoch` as a fraction of train.lr.
+
+    Constant-lr runs stop short of the literature's likelihoods. `burda` is the IWAE paper's staged
+    decay: a run shorter than its 3,280 epochs ends inside a stage, a longer one stays at the last
+    rate. `cosine` falls from lr towards 0 over `epochs` (half a cosine).
+    """
+    if schedule == "burda":
+        stage, stage_end = 0, 1
+        while epoch > stage_end and stage < BURDA_STAGES - 1:
+            stage += 1
+            stage_end += 3**stage
+        return 10 ** (-stage / 7)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / epochs))
+    return 1.0
 
 
 def train_epoch(
@@ -115,12 +138,14 @@ def fit(
     recon: Recon,
     kl_weight: float,
     seed: int,
+    schedule: Schedule = "constant",
     compile: bool = False,
     amp: bool = False,
     binarize: bool = False,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
 ) -> list[EpochMetrics]:
-    """Adam on the per-image loss; calls `on_epoch` after each epoch (logging, snapshots).
+    """Adam on the per-image loss, its learning rate set per epoch by `schedule`; calls `on_epoch`
+    after each epoch (logging, snapshots).
 
     `compile` trains through torch.compile (the saved model is the plain module, same weights);
     `amp` is bfloat16 autocast for the training forward pass (CUDA). Both are off by default: on
@@ -128,11 +153,12 @@ def fit(
     (bench/throughput.py), and it needs a C compiler; on a GPU both can pay.
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(schedule, done + 1, epochs))
     forward = torch.compile(model) if compile else model
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
+        start, epoch_lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train = train_epoch(
             model,
             optimizer,
@@ -146,10 +172,11 @@ def fit(
             amp=amp,
             binarize=binarize,
         )
+        scheduler.step()
         val = evaluate_loss(model, val_images, recon, kl_weight)
         if not all(math.isfinite(v) for v in val):
             raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")
-        metrics = EpochMetrics(epoch, *train, *val, seconds=time.perf_counter() - start)
+        metrics = EpochMetrics(epoch, *train, *val, lr=epoch_lr, seconds=time.perf_counter() - start)
         history.append(metrics)
         print(
             f"epoch {epoch:3d}/{epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
