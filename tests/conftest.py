@@ -17,6 +17,15 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup` every `xdist_group` test must carry its group in its node id, or
+    xdist spreads the group over the workers and each builds the session's project again."""
+    if getattr(session.config.option, "loadgroup", False):
+        ungrouped = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+        if ungrouped:
+            raise pytest.UsageError(f"pytest-xdist did not group {ungrouped[0]} (pytest 9.2 breaks loadgroup)")
+
+
 @pytest.fixture(scope="session")
 def mnist_mirror() -> Path:
     """The directory named by MNIST_MIRROR (CI sets it to ../shared/mnist)."""

@@ -14,9 +14,17 @@ import numpy as np
 import pandas as pd
 
 
+def distinct_points(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (architecture, β, latent size). An experiment that leaves an architecture as the
+    baseline had it repeats the baseline's point (the same cached models, or fewer seeds of the same
+    setting): keep the row with the most seeds."""
+    return table.sort_values("n_seeds", kind="stable").drop_duplicates(["arch", "beta", "latent"], keep="last")
+
+
 def save_rate_distortion(table: pd.DataFrame, path: Path) -> None:
     """Rate (KL) against distortion (reconstruction), one point per (architecture, β, latent) with
     its seed interval, and dotted lines of equal −ELBO (rate + distortion = constant)."""
+    table = distinct_points(table)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for arch, rows in table.groupby("arch"):
         rows = rows.sort_values(["latent", "beta"])
@@ -48,9 +56,7 @@ def save_sweep(table: pd.DataFrame, swept: str, fixed: str, baseline: Any, path:
     selected = []
     for arch, rows in table.groupby("arch"):
         at = baseline.params["loss"]["kl_weight"] if fixed == "beta" else baseline.params["model"][arch]["latent"]
-        # An experiment that leaves one architecture as it was repeats the baseline's point for
-        # it (the same cached models): keep the point with the most seeds.
-        rows = rows[rows[fixed] == at].sort_values("n_seeds").drop_duplicates(swept, keep="last").sort_values(swept)
+        rows = distinct_points(rows[rows[fixed] == at]).sort_values(swept)
         if rows[swept].nunique() >= 2:
             selected.append((arch, rows))
     if not selected:
