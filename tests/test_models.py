@@ -9,7 +9,7 @@ import torch
 from vaebench import load_model
 from vaebench.errors import StageError
 from vaebench.models import architectures, build_model, count_parameters, save_model
-from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN
+from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN, Tanh
 from vaebench.models.cnn import SubPixelConvTranspose2d, branch
 
 
@@ -49,7 +49,7 @@ def test_burda_parameter_count_matches_the_paper() -> None:
     encoder = linear(784, 200) + linear(200, 200) + 2 * linear(200, 50)
     decoder = linear(50, 200) + linear(200, 200) + linear(200, 784)
     assert count_parameters(build_model("burda")) == encoder + decoder
-    assert sum(isinstance(m, torch.nn.Tanh) for m in build_model("burda").modules()) == 4
+    assert sum(isinstance(m, Tanh) for m in build_model("burda").modules()) == 4
 
 
 def test_sizes_are_params() -> None:
@@ -149,6 +149,37 @@ def test_subpixel_layer_is_the_transposed_convolution(c_in: int, c_out: int, hei
             strict=True,
         ):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_tanh_from_sigmoid_is_tanh() -> None:
+    """Outputs and input gradients of the models' Tanh against torch.tanh, saturated tails included."""
+    x = torch.linspace(-30, 30, 20_001, dtype=torch.float32).requires_grad_()
+    got, expected = Tanh()(x), torch.tanh(x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    upstream = torch.randn_like(x)
+    torch.testing.assert_close(
+        torch.autograd.grad(got, x, upstream)[0], torch.autograd.grad(expected, x, upstream)[0], rtol=0, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(("channels", "latent"), [([16, 32, 16], 10), ([3, 5, 2], 4)])
+def test_cnn_eval_decoder_is_the_layered_decoder(channels: list[int], latent: int) -> None:
+    """In eval mode the decoder's head runs as one affine map; layer by layer it must give the same
+    logits, with non-trivial BatchNorm statistics and affine parameters, and the same gradients."""
+    torch.manual_seed(0)
+    model = build_model("cnn", channels=channels, latent=latent)
+    norm = model.decoder[3]
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.2, 3)
+    torch.nn.init.uniform_(norm.weight, 0.5, 1.5)
+    torch.nn.init.uniform_(norm.bias, -0.5, 0.5)
+    model.eval()
+    z = torch.randn(37, latent)
+    got, expected = model.decoder_net(z), model.decoder(z)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    params = list(model.decoder.parameters())
+    for a, b in zip(torch.autograd.grad(got.sum(), params), torch.autograd.grad(expected.sum(), params), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_cnn_weights_stay_channels_last_through_save_and_load(tmp_path) -> None:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from vaebench.models.base import VAE, ModelConfig
+from vaebench.models.base import VAE, ModelConfig, Tanh
 
 # (kernel, stride) of the three encoder convolutions; padding is 1 for all
 ENCODER_CONVS = ((4, 2), (4, 2), (3, 1))
@@ -53,7 +53,7 @@ def branch(channels: list[int], groups: int = 1) -> nn.Sequential:
         layers += [
             nn.Conv2d(c_in * (groups if i else 1), c_out * groups, kernel, stride, 1, groups=conv_groups),
             nn.BatchNorm2d(c_out * groups),
-            nn.Tanh(),
+            Tanh(),
         ]
         c_in = c_out
     return nn.Sequential(*layers)
@@ -75,7 +75,7 @@ class CNNVAE(VAE):
             nn.Unflatten(1, (c3, 7, 7)),
             nn.ConvTranspose2d(c3, c3, 4, 2, 1),
             nn.BatchNorm2d(c3),
-            nn.Tanh(),
+            Tanh(),
             SubPixelConvTranspose2d(c3, 1),  # the spec's Sigmoid is applied in VAE.decode
         )
         self._register_load_state_dict_pre_hook(_fuse_branches)
@@ -86,7 +86,23 @@ class CNNVAE(VAE):
         return self.mu(h_mu.flatten(1)), self.logvar(h_logvar.flatten(1))
 
     def decoder_net(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        if self.training:
+            return self.decoder(z)
+        return self.decoder[4:](self._affine_head(z))  # tanh, then the last layer
+
+    def _affine_head(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's Linear, ConvTranspose2d and BatchNorm in eval mode, as the one affine map they are.
+
+        With BatchNorm on its running statistics nothing between z and the first tanh is non-linear,
+        so the three layers collapse into one latent x (c3 x 14 x 14) matrix, read off by passing 0
+        and the unit vectors through them: one matmul per decode instead of a transposed convolution.
+        The IWAE bound decodes 5,000 samples per test image, and this is a third of the CNN's time.
+        """
+        head = self.decoder[:4]
+        basis = torch.cat([torch.zeros(1, self.latent), torch.eye(self.latent)]).to(z)
+        out = head(basis).permute(0, 2, 3, 1)  # channels last, as the next convolution prefers
+        bias, weight = out[0], out[1:] - out[0]
+        return torch.addmm(bias.flatten(), z, weight.flatten(1)).view(-1, *out.shape[1:]).permute(0, 3, 1, 2)
 
 
 # ConvTranspose2d(kernel 4, stride 2, padding 1) writes output row 2i + a from input rows i - 1, i,
