@@ -1,13 +1,15 @@
-"""The CNN VAE's layout choices, one at a time: the same function, four ways of computing it.
+"""The CNN VAE's layout choices, one at a time: the same function, five ways of computing it.
 
-  seed:           two encoder branches, contiguous (NCHW) weights, nn.ConvTranspose2d decoder;
+  seed:           two encoder branches, contiguous (NCHW) weights, nn.ConvTranspose2d decoder, torch.tanh;
   fused:          the branches as one grouped stack (groups=2);
   channels_last:  fused, with channels_last convolution weights (what oneDNN prefers);
-  current:        channels_last and the decoder's last layer as a sub-pixel convolution (CNNVAE).
+  sub_pixel:      channels_last and the decoder's last layer as a sub-pixel convolution;
+  current:        sub_pixel, tanh as 2 sigmoid(2x) - 1 and, in eval mode, the decoder's head as one
+                  affine map (CNNVAE as the pipeline builds it).
 
 Training images per second (forward, backward, Adam on batches in memory) at batch 32 and 128, and
 IWAE decodes per second as the evaluate stage runs them; interleaved, the best of --repeats each.
-Run: `python bench/cnn_layout.py`.
+Run: `python bench/cnn_layout.py`. `seed_model` is also bench/throughput.py's seed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from torch import nn
 
 from vaebench.evaluate import iwae_log_likelihood
 from vaebench.loss import vae_loss
+from vaebench.models import build_model
+from vaebench.models.base import VAE, Tanh
 from vaebench.models.cnn import CNNVAE, branch
 
 
-class TwoBranchCNN(CNNVAE):
+class LayeredCNN(CNNVAE):
+    """CNNVAE with its decoder run layer by layer in eval mode too (no affine head)."""
+
+    def decoder_net(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+class TwoBranchCNN(LayeredCNN):
     """The seed's layout: a separate branch for mu and for logvar, each run on its own."""
 
     def __init__(self) -> None:
@@ -36,6 +47,20 @@ class TwoBranchCNN(CNNVAE):
         return self.mu(self.mu_branch(x).flatten(1)), self.logvar(self.logvar_branch(x).flatten(1))
 
 
+def torch_tanh(model: VAE) -> VAE:
+    """`model` with torch's own nn.Tanh wherever the project's Tanh is."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, Tanh):
+                setattr(parent, name, nn.Tanh())
+    return model
+
+
+def seed_model(arch: str) -> VAE:
+    """The architecture as the seed wrote it: for the CNN, the `seed` layout below; the MLP is unchanged."""
+    return VARIANTS["seed"]() if arch == "cnn" else torch_tanh(build_model(arch))
+
+
 def plain(model: CNNVAE, memory_format: torch.memory_format) -> CNNVAE:
     """`model` with nn.ConvTranspose2d as its last layer (same weights) and its weights in `memory_format`."""
     last = nn.ConvTranspose2d(model.config.channels[2], 1, 4, 2, 1)
@@ -45,9 +70,10 @@ def plain(model: CNNVAE, memory_format: torch.memory_format) -> CNNVAE:
 
 
 VARIANTS: dict[str, Callable[[], CNNVAE]] = {
-    "seed": lambda: plain(TwoBranchCNN(), torch.contiguous_format),
-    "fused": lambda: plain(CNNVAE(), torch.contiguous_format),
-    "channels_last": lambda: plain(CNNVAE(), torch.channels_last),
+    "seed": lambda: torch_tanh(plain(TwoBranchCNN(), torch.contiguous_format)),
+    "fused": lambda: torch_tanh(plain(LayeredCNN(), torch.contiguous_format)),
+    "channels_last": lambda: torch_tanh(plain(LayeredCNN(), torch.channels_last)),
+    "sub_pixel": lambda: torch_tanh(LayeredCNN()),
     "current": CNNVAE,
 }
 

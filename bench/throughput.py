@@ -1,7 +1,8 @@
 """Training throughput, side by side: the seed's DataLoader loop, the project's trainer, the limit.
 
 For each architecture and batch size, in one process on one machine, images per second of:
-  1. original: torchvision MNIST with ToTensor + Normalize through a shuffled DataLoader (the seed);
+  1. original: the seed's model as written (bench/cnn_layout.py's `seed_model`) fed by torchvision
+     MNIST with ToTensor + Normalize through a shuffled DataLoader, as the seed's loop does;
   2. trainer:  vaebench.train's epoch loop on device tensors, as the pipeline runs it;
   3. limit:    forward + backward + Adam step on batches already in memory, nothing else;
 and the trainer with `train.compile: true` (torch.compile), its compile time measured apart.
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from cnn_layout import seed_model  # bench/cnn_layout.py: bench/ is on sys.path when run as a script
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
@@ -39,16 +41,16 @@ from vaebench.environment import mnist_mirror, resolve_device
 from vaebench.evaluate import decodes_in_flight, iwae_log_likelihood
 from vaebench.loss import vae_loss
 from vaebench.models import build_model
-from vaebench.train import train_epoch
+from vaebench.train import Recipe, train_epoch
 
 STAGES = ("validate", "download", "normalize", "train", "evaluate", "render", "report")
 
 
 def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.device) -> float:
-    """The seed's way: per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
+    """The seed's way: its model, per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     loader = DataLoader(MNIST(raw, train=True, transform=tf), batch_size=batch, shuffle=True)
-    model = build_model(arch).to(device).train()
+    model = seed_model(arch).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     seen, start = 0, time.perf_counter()
     for x, _ in loader:
@@ -77,7 +79,8 @@ class Trainer:
 
     def images_per_second(self, data: torch.Tensor) -> float:
         start = time.perf_counter()
-        train_epoch(self.model, self.optimizer, data, self.batch, "bce", 1.0, self.generator, 1, forward=self.forward)
+        recipe = Recipe(epochs=1, batch_size=self.batch, lr=1e-3, recon="bce", kl_weight=1.0, seed=0)
+        train_epoch(self.model, self.optimizer, data, recipe, self.generator, 1, self.forward)
         _sync(self.device)
         return len(data) / (time.perf_counter() - start)
 

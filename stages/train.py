@@ -25,7 +25,7 @@ from vaebench.tracking import (
     tracked_run,
     use_experiment,
 )
-from vaebench.train import EpochMetrics, fit
+from vaebench.train import EpochMetrics, Recipe, fit
 
 SNAPSHOT_IMAGES = 5  # the seed's 2x5 progress grid
 
@@ -70,13 +70,8 @@ def train(params: Params, arch: str, seed: int, device: torch.device) -> None:
         )
         log_training_data(train_images, processed_digest(), source=str(paths.PROCESSED / "train.pt"))
         start = time.perf_counter()
-        history = fit(
-            model, train_images, val_images,
-            epochs=params.train.epochs, batch_size=params.train.batch_size, lr=params.train.lr,
-            recon=params.loss.recon, kl_weight=params.loss.kl_weight, seed=seed, schedule=params.train.schedule,
-            compile=params.train.compile, amp=params.train.amp and device.type == "cuda",
-            binarize=params.data.binarize, on_epoch=lambda metrics: snapshots(model, metrics),
-        )  # fmt: skip
+        recipe = Recipe.from_params(params, seed, device)
+        history = fit(model, train_images, val_images, recipe, on_epoch=lambda metrics: snapshots(model, metrics))
         seconds = time.perf_counter() - start
         mlflow.log_metric("train_seconds", seconds)
         save_model(model, model_dir)

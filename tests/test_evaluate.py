@@ -8,14 +8,14 @@ from test_training import KW, blobs
 
 from vaebench.evaluate import evaluate_model, iwae_log_likelihood, linear_probe_accuracy
 from vaebench.models import build_model
-from vaebench.train import fit
+from vaebench.train import Recipe, fit
 
 
 @pytest.fixture(scope="module")
 def trained():
     torch.manual_seed(0)
     model = build_model("mlp", hidden=64, latent=4)
-    fit(model, blobs(512), blobs(64), epochs=3, **KW)
+    fit(model, blobs(512), blobs(64), Recipe(epochs=3, **KW))
     return model.eval()
 
 

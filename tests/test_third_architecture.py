@@ -17,7 +17,7 @@ import yaml
 import vaebench.models
 from vaebench.models import architectures, build_model, load_model, save_model
 from vaebench.params import ParamsError, parse_params
-from vaebench.train import fit
+from vaebench.train import Recipe, fit
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = '''
@@ -70,8 +70,8 @@ def test_a_third_architecture_is_one_file_and_one_section(tiny_arch: str, tmp_pa
     assert tiny_arch in architectures()
 
     model = build_model(tiny_arch, params.model_config_of(tiny_arch))
-    history = fit(model, torch.rand(64, 1, 28, 28), torch.rand(16, 1, 28, 28), epochs=1, batch_size=16, lr=1e-3,
-                  recon="bce", kl_weight=1.0, seed=0)  # fmt: skip
+    recipe = Recipe(epochs=1, batch_size=16, lr=1e-3, recon="bce", kl_weight=1.0, seed=0)
+    history = fit(model, torch.rand(64, 1, 28, 28), torch.rand(16, 1, 28, 28), recipe)
     assert len(history) == 1
     save_model(model, tmp_path / "tiny-0")
     loaded = load_model(tmp_path / "tiny-0")

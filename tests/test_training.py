@@ -7,7 +7,7 @@ import torch
 
 from vaebench.models import build_model
 from vaebench.splits import binarized
-from vaebench.train import NonFiniteLossError, fit, lr_factor
+from vaebench.train import NonFiniteLossError, Recipe, fit, lr_factor
 
 KW = {"batch_size": 32, "lr": 1e-3, "recon": "bce", "kl_weight": 1.0, "seed": 0}
 
@@ -25,7 +25,7 @@ def blobs(n: int = 256) -> torch.Tensor:
 def test_loss_falls_and_callback_sees_every_epoch(arch: str) -> None:
     torch.manual_seed(0)
     seen = []
-    history = fit(build_model(arch), blobs(), blobs(64), epochs=3, on_epoch=seen.append, **KW)
+    history = fit(build_model(arch), blobs(), blobs(64), Recipe(epochs=3, **KW), on_epoch=seen.append)
     assert [m.epoch for m in seen] == [1, 2, 3]
     assert history[-1].val_loss < history[0].val_loss
     assert history[0].train_loss == pytest.approx(history[0].train_recon + history[0].train_kl, rel=1e-5)
@@ -34,7 +34,7 @@ def test_loss_falls_and_callback_sees_every_epoch(arch: str) -> None:
 def test_same_seed_same_result() -> None:
     def once() -> float:
         torch.manual_seed(0)
-        return fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), epochs=2, **KW)[-1].val_loss
+        return fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), Recipe(epochs=2, **KW))[-1].val_loss
 
     assert once() == once()
 
@@ -46,21 +46,22 @@ def test_nan_stops_training_naming_epoch_and_batch() -> None:
     images[order[70]] = float("nan")  # position 70 is in batch 3 of size 32
     seen = []
     with pytest.raises(NonFiniteLossError, match=r"not finite at epoch 1, batch 3;"):
-        fit(build_model("mlp", hidden=16, latent=2), images, blobs(32), epochs=2, on_epoch=seen.append, **KW)
+        fit(build_model("mlp", hidden=16, latent=2), images, blobs(32), Recipe(epochs=2, **KW), on_epoch=seen.append)
     assert seen == []
 
 
 def test_bfloat16_autocast_trains() -> None:
     """The amp path (CUDA in the pipeline) runs the same loop; on the CPU autocast works as well."""
     torch.manual_seed(0)
-    history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), epochs=2, amp=True, **KW)
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), Recipe(epochs=2, amp=True, **KW))
     assert history[-1].val_loss < history[0].val_loss
 
 
 def test_binarized_protocol() -> None:
     """Dynamic binarization trains; the fixed test binarization is binary, seeded and unbiased."""
     torch.manual_seed(0)
-    history = fit(build_model("mlp", hidden=32, latent=2), blobs() * 0.7, blobs(64), epochs=2, binarize=True, **KW)
+    recipe = Recipe(epochs=2, binarize=True, **KW)
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs() * 0.7, blobs(64), recipe)
     assert history[-1].val_loss < history[0].val_loss
     grey = torch.full((200, 1, 28, 28), 0.3)
     fixed = binarized(grey, seed=5)
@@ -73,7 +74,7 @@ def test_compiled_training_learns_and_saves_the_plain_module() -> None:
     """train.compile trains through torch.compile's wrapper; the model returned is the plain module."""
     torch.manual_seed(0)
     model = build_model("mlp", hidden=32, latent=2)
-    history = fit(model, blobs(), blobs(64), epochs=2, compile=True, **KW)
+    history = fit(model, blobs(), blobs(64), Recipe(epochs=2, compile=True, **KW))
     assert history[-1].val_loss < history[0].val_loss
     assert type(model).__name__ == "MLPVAE" and "_orig_mod" not in next(iter(model.state_dict()))
 
@@ -95,6 +96,6 @@ def test_cosine_and_constant_schedules() -> None:
 def test_fit_follows_the_schedule_and_reports_each_epochs_rate() -> None:
     torch.manual_seed(0)
     model = build_model("burda", hidden=[16], latent=2)
-    history = fit(model, blobs(64), blobs(32), epochs=5, schedule="burda", **KW)
+    history = fit(model, blobs(64), blobs(32), Recipe(epochs=5, schedule="burda", **KW))
     expected = [KW["lr"] * 10 ** (-stage / 7) for stage in (0, 1, 1, 1, 2)]
     assert [m.lr for m in history] == pytest.approx(expected)

@@ -23,12 +23,14 @@ CPU_DECODES_IN_FLIGHT, ACCELERATOR_DECODES_IN_FLIGHT = 2_048, 32_768
 
 
 @torch.no_grad()
-def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk: int = 64) -> torch.Tensor:
+def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk: int | None = None) -> torch.Tensor:
     """Importance-weighted lower bound on log p(x) per image, with k samples drawn `chunk` at a time.
 
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x). k = 1 is the ELBO. The log-sum-exp runs
     over the chunks, so memory is chunk x batch decodes whatever k is, and the result is the same.
+    The default chunk keeps `decodes_in_flight` decodes in flight on the batch's device.
     """
+    chunk = chunk or max(1, decodes_in_flight(x.device) // len(x))
     mu, logvar = model.encode(x)
     posterior, prior = Normal(mu, torch.exp(0.5 * logvar)), Normal(torch.zeros_like(mu), torch.ones_like(mu))
     running = torch.full((len(x),), -math.inf, device=x.device)
@@ -57,8 +59,7 @@ def evaluate_model(model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, 
         sums["recon"] += rec.sum().item()
         sums["kl"] += kl.sum().item()
         sums["neg_elbo"] += (rec + kl).sum().item()
-        chunk = max(1, decodes_in_flight(x.device) // len(x))
-        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon, chunk).sum().item()
+        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon).sum().item()
         sums["sq_error"] += (model.decode(mu) - x).pow(2).sum().item()
         means.append(mu)
     n = len(images)

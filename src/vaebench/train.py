@@ -18,7 +18,7 @@ from tqdm import tqdm
 from vaebench.errors import StageError
 from vaebench.loss import Recon, vae_loss
 from vaebench.models.base import VAE
-from vaebench.params import Schedule
+from vaebench.params import Params, Schedule
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 
@@ -43,6 +43,38 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train, besides the model and the data: what `fit` and `train_epoch` read.
+
+    `compile` trains through torch.compile (the saved model is the plain module, same weights);
+    `amp` is bfloat16 autocast for the training forward pass (CUDA). Both are off by default: on
+    the CPU compile gains the CNN under 10 % after 2-20 s of compiling and the MLP nothing
+    (bench/throughput.py), and it needs a C compiler; on a GPU both can pay. `binarize` draws a
+    fresh Bernoulli sample of every batch's pixel intensities (dynamic binarization).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    recon: Recon
+    kl_weight: float
+    seed: int
+    schedule: Schedule = "constant"
+    compile: bool = False
+    amp: bool = False
+    binarize: bool = False
+
+    @classmethod
+    def from_params(cls, params: Params, seed: int, device: torch.device) -> Recipe:
+        t = params.train
+        return cls(
+            epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, schedule=t.schedule, compile=t.compile,
+            amp=t.amp and device.type == "cuda",  # bfloat16 autocast pays on GPUs only
+            recon=params.loss.recon, kl_weight=params.loss.kl_weight, binarize=params.data.binarize, seed=seed,
+        )  # fmt: skip
 
 
 BURDA_STAGES = 8  # Burda et al. 2016: stage i lasts 3**i epochs at lr * 10**(-i/7); 3,280 epochs in all
@@ -70,32 +102,26 @@ def train_epoch(
     model: VAE,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
-    batch_size: int,
-    recon: Recon,
-    kl_weight: float,
+    recipe: Recipe,
     generator: torch.Generator,
     epoch: int,
     forward: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] | None = None,
-    amp: bool = False,
-    binarize: bool = False,
 ) -> list[float]:
     """One pass over `images` in shuffled batches; per-image (loss, recon, kl) of the epoch.
 
-    `forward` is the model or its torch.compile'd twin (same parameters); `amp` runs the forward
-    pass in bfloat16 autocast, which needs no gradient scaling. `binarize` draws a fresh Bernoulli
-    sample of every batch's pixel intensities (dynamic binarization, the literature's protocol).
+    `forward` is the model or its torch.compile'd twin (same parameters).
     """
     forward = model if forward is None else forward  # not `or`: a compiled module has no truth value
     model.train()
     order = torch.randperm(len(images), generator=generator).to(images.device)
-    batches = order.split(batch_size)
+    batches = order.split(recipe.batch_size)
     # Per-step terms stay on the device; they are read every CHECK_EVERY steps, not every step.
     terms_per_step = torch.empty(len(batches), 3, device=images.device)
     for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None)):
-        x = torch.bernoulli(images[idx]) if binarize else images[idx]
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        x = torch.bernoulli(images[idx]) if recipe.binarize else images[idx]
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=recipe.amp):
             logits, mu, logvar = forward(x)
-        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), recon, kl_weight)
+        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), recipe.recon, recipe.kl_weight)
         optimizer.zero_grad(set_to_none=True)
         (terms.loss / len(x)).backward()
         optimizer.step()
@@ -131,55 +157,29 @@ def fit(
     model: VAE,
     train_images: torch.Tensor,
     val_images: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    recon: Recon,
-    kl_weight: float,
-    seed: int,
-    schedule: Schedule = "constant",
-    compile: bool = False,
-    amp: bool = False,
-    binarize: bool = False,
+    recipe: Recipe,
     on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
 ) -> list[EpochMetrics]:
-    """Adam on the per-image loss, its learning rate set per epoch by `schedule`; calls `on_epoch`
-    after each epoch (logging, snapshots).
-
-    `compile` trains through torch.compile (the saved model is the plain module, same weights);
-    `amp` is bfloat16 autocast for the training forward pass (CUDA). Both are off by default: on
-    the CPU compile gains the CNN under 10 % after 2-20 s of compiling and the MLP nothing
-    (bench/throughput.py), and it needs a C compiler; on a GPU both can pay.
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(schedule, done + 1, epochs))
-    forward = torch.compile(model) if compile else model
-    generator = torch.Generator().manual_seed(seed)
+    """Adam on the per-image loss, its learning rate set per epoch by the recipe's schedule; calls
+    `on_epoch` after each epoch (logging, snapshots)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda done: lr_factor(recipe.schedule, done + 1, recipe.epochs)
+    )
+    forward = torch.compile(model) if recipe.compile else model
+    generator = torch.Generator().manual_seed(recipe.seed)
     history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, recipe.epochs + 1):
         start, epoch_lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train = train_epoch(
-            model,
-            optimizer,
-            train_images,
-            batch_size,
-            recon,
-            kl_weight,
-            generator,
-            epoch,
-            forward=forward,
-            amp=amp,
-            binarize=binarize,
-        )
+        train = train_epoch(model, optimizer, train_images, recipe, generator, epoch, forward)
         scheduler.step()
-        val = evaluate_loss(model, val_images, recon, kl_weight)
+        val = evaluate_loss(model, val_images, recipe.recon, recipe.kl_weight)
         if not all(math.isfinite(v) for v in val):
             raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")
         metrics = EpochMetrics(epoch, *train, *val, lr=epoch_lr, seconds=time.perf_counter() - start)
         history.append(metrics)
         print(
-            f"epoch {epoch:3d}/{epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
+            f"epoch {epoch:3d}/{recipe.epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
             f"  (recon {metrics.val_recon:.3f}, kl {metrics.val_kl:.3f})  {metrics.seconds:.1f}s",
             flush=True,
         )
