@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from e2e import commit, mlflow_client, output_hashes, run, runs_by_name, set_params, stages_run, tool_env
 
+from vaebench.team import free_port
 from vaebench.ui import grouped_runs_url, runs_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
@@ -179,12 +179,6 @@ def test_dvc_remote_restores_every_output_without_retraining(project: Path, firs
     for output in ("data/processed/train.pt", "models/vae/cnn-1/weights.pt", "reports/figures/loss_curves.png"):
         assert (clone / output).read_bytes() == (project / output).read_bytes()
     assert stages_run(run(clone, "dvc", "repro")) == set()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rest(base: str, endpoint: str, payload: dict | None = None) -> dict:
