@@ -28,7 +28,7 @@ import torch
 from vaebench import paths
 from vaebench.evaluate import iwae_log_likelihood
 from vaebench.models import load_model
-from vaebench.runtime import seed_everything
+from vaebench.runtime import keep_freed_memory, seed_everything
 from vaebench.splits import binarized, load_split
 
 BATCH = 500  # evaluate.batch_size's default
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--binarized", type=int, metavar="SEED", help="score the test set binarized with this seed")
     parser.add_argument("--out", type=Path, default=Path("bench/iwae_full.json"))
     args = parser.parse_args()
+    keep_freed_memory()  # as the evaluate stage does
 
     images, _ = load_split(paths.PROCESSED, "test")
     if args.binarized is not None:

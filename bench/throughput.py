@@ -41,7 +41,8 @@ from vaebench.environment import mnist_mirror, resolve_device
 from vaebench.evaluate import decodes_in_flight, iwae_log_likelihood
 from vaebench.loss import vae_loss
 from vaebench.models import build_model
-from vaebench.train import Recipe, train_epoch
+from vaebench.runtime import keep_freed_memory
+from vaebench.train import Recipe, adam, train_epoch
 
 STAGES = ("validate", "download", "normalize", "train", "evaluate", "render", "report")
 
@@ -73,7 +74,7 @@ class Trainer:
     def __init__(self, arch: str, batch: int, device: torch.device, compile: bool = False) -> None:
         self.model = build_model(arch).to(device)
         self.forward = torch.compile(self.model) if compile else self.model
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.optimizer = adam(self.model, lr=1e-3)
         self.generator = torch.Generator().manual_seed(0)
         self.batch, self.device = batch, device
 
@@ -97,7 +98,7 @@ def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> fl
     the CPU handles far slower, and the "limit" would come out below the trainer.
     """
     model = build_model(arch).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam(model, lr=1e-3)
     batches = data.split(batch)
     start = time.perf_counter()
     for x in batches:
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
+    keep_freed_memory()  # as every computing stage does (vaebench.runtime.configure)
     raw = Path("data/raw")  # the download stage's output, if the pipeline ran here
     if not (raw / "MNIST" / "raw").is_dir():
         raw = Path(tempfile.mkdtemp(prefix="vaebench-bench-")) / "raw"

@@ -56,8 +56,8 @@ class VAE(nn.Module):
     """A VAE over 1x28x28 images with pixel values in [0, 1].
 
     Subclasses set `Config`, and implement `encoder_net` (x -> (mu, logvar)) and `decoder_net`
-    (z -> logits). The decoder ends in logits, not a Sigmoid layer, so the BCE loss can use the
-    stable `binary_cross_entropy_with_logits`; `decode()` applies the Sigmoid, so callers get [0, 1].
+    (z -> logits). The decoder ends in logits, not a Sigmoid layer, so the BCE loss is computed
+    stably on the logits (`loss.reconstruction`); `decode()` applies the Sigmoid, so callers get [0, 1].
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig
