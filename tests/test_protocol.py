@@ -18,7 +18,12 @@ def test_the_protocols_values_are_valid_params() -> None:
         section, _, rest = key.partition(".")
         settings.setdefault(section, {})[rest] = yaml.safe_load(value)  # as DVC's -S parses it
     params = parse_params(with_(settings))
-    assert params.data.binarize and params.train.schedule == "burda" and params.evaluate.iwae_k == 5000
+    assert (
+        params.data.binarize
+        and params.train.schedule == "burda"
+        and params.train.batch_size == 20
+        and params.evaluate.iwae_k == 5000
+    )
     assert "burda" in params.compare.archs
 
 
