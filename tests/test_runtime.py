@@ -10,10 +10,8 @@ import pytest
 from vaebench.runtime import keep_freed_memory
 
 # In a fresh interpreter: minor page faults of the MLP's IWAE bound per chunk, the median of five
-# calls after a first one. With the setting most calls fault 0 times per chunk, but now and then
-# one grows the heap (68 to 458 faults per chunk in 4 of 28 calls measured), depending on how
-# torch's threads happened to fragment it; without it nearly every call faulted 2,400-4,300 times
-# per chunk (a first version of this test, one call per interpreter, failed once in CI on the former).
+# calls after a first one. With the setting a call now and then still grows the heap (68 to 458
+# faults per chunk in 4 of 28 calls measured, the rest 0); without it calls fault thousands of times.
 FAULTS_PER_CHUNK = """
 import resource, statistics, sys, torch
 from vaebench.evaluate import iwae_log_likelihood

@@ -30,8 +30,8 @@ def keep_freed_memory() -> bool:
     glibc serves and frees such sizes with mmap/munmap or trims them off its heap, so every chunk
     page-faults its buffers in again: up to 3,340 minor faults per chunk for the MLP and 4,262 for
     the CNN, none in the typical call with both thresholds raised (tests/test_runtime.py). The
-    price is that a stage keeps its peak memory until it exits. Returns False where the C library has no mallopt (macOS,
-    Windows, musl): nothing changes there.
+    price is that a stage keeps its peak memory until it exits. Returns False where the C library
+    has no mallopt (macOS, Windows, musl): nothing changes there.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
