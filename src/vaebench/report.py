@@ -84,7 +84,7 @@ def pair_table(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 def _intro(archs: list[str], n_seeds: dict[str, int], iwae_k: int) -> list[str]:
     seeds = ", ".join(f"{a}: {n}" for a, n in n_seeds.items())
     if min(n_seeds.values()) < 2:
-        verdicts = f"With one seed no verdict is possible ({ONE_SEED}): the values are single trainings."
+        verdicts = f"With one seed there is no interval and no test, so every verdict reads *{ONE_SEED}*."
     else:
         verdicts = (
             f"Each cell is the mean over seeds ± the half-width of its 95 % interval (Student's t). Between"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; no phoning home
 # MLflow retries an unreachable server for minutes by default; a stage should say so in seconds.
@@ -24,7 +24,6 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 import mlflow
-import torch
 from filelock import FileLock
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
@@ -35,6 +34,11 @@ from vaebench.environment import check_tracking_server, tracking_uri
 from vaebench.errors import Terminated
 from vaebench.io import process_alive
 from vaebench.ui import share_grouped_view
+
+if TYPE_CHECKING:  # torch is imported where a model is logged: the report stage needs no torch
+    import torch
+
+    from vaebench.models.base import VAE
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -184,18 +188,7 @@ def log_comparison(per_seed: Any, summary: Any, files: list[Path], run_ids: dict
     return run.info.run_id
 
 
-class _Reconstructor(torch.nn.Module):
-    """Images in, deterministic reconstructions out: one tensor, which MLflow can serve."""
-
-    def __init__(self, vae: torch.nn.Module) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(self.vae.encode(x)[0])
-
-
-def log_torch_model(model: torch.nn.Module, example: torch.Tensor) -> None:
+def log_torch_model(model: VAE, example: torch.Tensor) -> None:
     """The trained model as the run's LoggedModel: a reconstructor, served by `mlflow models serve`.
 
     MLflow 3's default `pt2` format is a torch.export graph, not a pickle, so loading it runs no
@@ -204,13 +197,16 @@ def log_torch_model(model: torch.nn.Module, example: torch.Tensor) -> None:
     """
     import mlflow.pytorch
     import numpy as np
+    import torch
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
+
+    from vaebench.models.base import Reconstructor
 
     images = TensorSpec(np.dtype(np.float32), (-1, 1, 28, 28))
     signature = ModelSignature(inputs=Schema([images]), outputs=Schema([images]))
     mlflow.pytorch.log_model(
-        _Reconstructor(model.cpu()).eval(),
+        Reconstructor(model.cpu()).eval(),
         name="model",
         signature=signature,
         input_example=example.cpu().numpy(),

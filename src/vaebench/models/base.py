@@ -129,3 +129,14 @@ class VAE(nn.Module):
         self.eval()
         z = torch.randn(n, self.latent, generator=torch.Generator().manual_seed(seed)) * std + mean
         return torch.cat([self.decode(chunk.to(self.device)) for chunk in z.split(batch_size)])
+
+
+class Reconstructor(nn.Module):
+    """Images in, deterministic reconstructions out: one tensor in, one out, which MLflow can serve."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(self.vae.encode(x)[0])
