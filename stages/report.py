@@ -8,7 +8,7 @@ from vaebench import paths
 from vaebench.comparison import aggregate, metrics, per_seed_table
 from vaebench.io import atomic_path, read_json, write_json, write_text
 from vaebench.params import load_params
-from vaebench.report import compare_markdown, figure_table
+from vaebench.report import compare_markdown, displayed, figure_table
 from vaebench.stage import run_stage
 from vaebench.tracking import log_comparison, use_experiment
 
@@ -24,7 +24,7 @@ def main() -> None:
 
     write_json(paths.COMPARE_METRICS, metrics(table, len(seeds), reference["test_accuracy"]), sort_keys=False)
     with atomic_path(paths.COMPARE_CSV) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+        table.assign(display=displayed(table)).to_csv(tmp, index=False, float_format="%.6g")
     write_text(paths.COMPARE_MD, compare_markdown(table, n_seeds, reference, params.evaluate.iwae_k, images))
 
     use_experiment(params.mlflow.experiment)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from vaebench.comparison import aggregate, metrics
-from vaebench.report import compare_markdown, figure_table
+from vaebench.report import compare_markdown, difference_interval, displayed, figure_table, interval
 
 NLL = {"mlp": [100.1, 100.3, 100.2], "cnn": [106.7, 106.9, 106.8]}
 FID = {"mlp": [250, 200, 300], "cnn": [210, 290, 240]}
@@ -16,10 +16,28 @@ CLEAR = {arch: {s: {"nll_iwae": NLL[arch][s], "fid": FID[arch][s]} for s in rang
 
 def test_winner_in_bold_only_where_the_test_rejects() -> None:
     rows = figure_table(aggregate(CLEAR), ["mlp", "cnn"]).set_index("figure")
-    assert rows.loc["nll_iwae", "mlp"].startswith("**100.2 ± ") and rows.loc["nll_iwae", "verdict"] == "mlp"
+    assert rows.loc["nll_iwae", "mlp"].startswith("**100.20 ± 0.25**") and rows.loc["nll_iwae", "verdict"] == "mlp"
     assert not rows.loc["nll_iwae", "cnn"].startswith("**")
     assert rows.loc["fid", "verdict"] == "no clear difference"  # 250 vs 246.7 with this spread
     assert "**" not in rows.loc["fid", "mlp"] + rows.loc["fid", "cnn"]
+
+
+def test_a_half_width_has_two_significant_digits_and_the_mean_its_decimal_place() -> None:
+    assert interval(104.2012, 0.1756) == "104.20 ± 0.18"
+    assert interval(0.009118, 0.0001217) == "0.00912 ± 0.00012"
+    assert interval(51.59, 13.75) == "52 ± 14"
+    assert interval(652824.0, 1349.0) == "652,800 ± 1,300"
+    assert interval(2.0, 0.0999) == "2.00 ± 0.10"  # 0.0999 rounds up to 0.10: two places, not three
+    assert interval(25.0, float("nan")) == "25" and interval(20.0, 0.0) == "20"
+    assert difference_interval(7.081, 5.548, 8.614) == "7.1 [5.5, 8.6]"
+
+
+def test_the_csv_shows_each_row_as_the_report_does() -> None:
+    table = aggregate(CLEAR)
+    shown = displayed(table)
+    nll = table["figure"] == "nll_iwae"
+    assert shown[nll & (table["arch"] == "mlp")].item() == "100.20 ± 0.25"
+    assert shown[nll & (table["arch"] == "cnn - mlp")].item().startswith("6.60 [")
 
 
 def test_one_seed_gives_no_verdict_and_says_so() -> None:

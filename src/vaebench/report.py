@@ -25,21 +25,57 @@ PER_ARCH_FIGURES = ("reconstructions", "samples", "progress", "latent_map", "int
 
 
 def _format(value: float) -> str:
+    """A value without an interval: four significant digits, integers of 100 and more in full."""
     if math.isnan(value):
         return "–"
     return f"{int(value):,}" if float(value).is_integer() and abs(value) >= 100 else f"{value:.4g}"
 
 
+def decimals(half_width: float) -> int:
+    """Decimal places that show `half_width` to two significant digits (negative: tens, hundreds...)."""
+    two_digits = float(f"{abs(half_width):.2g}")  # 0.0999 -> 0.1: one place fewer than the raw value asks
+    return 1 - math.floor(math.log10(two_digits))
+
+
+def _fixed(value: float, places: int) -> str:
+    rounded = round(value, places)
+    return f"{int(rounded):,}" if places <= 0 else f"{rounded:,.{places}f}"
+
+
+def interval(mean: float, half_width: float) -> str:
+    """`mean ± half_width`, the half-width to two significant digits and the mean to its decimal
+    place (104.20 ± 0.18, 0.00912 ± 0.00012, 52 ± 14); no half-width: the mean alone."""
+    if math.isnan(half_width) or half_width == 0:
+        return _format(mean)
+    places = decimals(half_width)
+    return f"{_fixed(mean, places)} ± {_fixed(half_width, places)}"
+
+
+def difference_interval(diff: float, low: float, high: float) -> str:
+    """`diff [low, high]`, rounded as `interval` rounds a mean by the interval's half-width."""
+    if math.isnan(low) or high == low:
+        return _format(diff)
+    places = decimals((high - low) / 2)
+    return f"{_fixed(diff, places)} [{_fixed(low, places)}, {_fixed(high, places)}]"
+
+
 def _cell(row: pd.Series) -> str:
     if row["n"] < 2 or math.isnan(row["ci_low"]) or row["std"] == 0:
         return _format(row["mean"])
-    return f"{_format(row['mean'])} ± {_format((row['ci_high'] - row['ci_low']) / 2)}"
+    return interval(row["mean"], (row["ci_high"] - row["ci_low"]) / 2)
 
 
 def _difference(row: pd.Series) -> str:
-    if math.isnan(row["ci_low"]):
-        return _format(row["diff"])
-    return f"{_format(row['diff'])} [{_format(row['ci_low'])}, {_format(row['ci_high'])}]"
+    return difference_interval(row["diff"], row["ci_low"], row["ci_high"])
+
+
+def displayed(table: pd.DataFrame) -> pd.Series:
+    """The long table's rows as the report prints them: `mean ± half-width` or `diff [low, high]`."""
+    return pd.Series(
+        [_cell(row) if not pd.isna(row.get("n")) else _difference(row) for _, row in table.iterrows()],
+        index=table.index,
+        name="display",
+    )
 
 
 def figure_table(table: pd.DataFrame, archs: list[str]) -> pd.DataFrame:

@@ -112,6 +112,17 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The points as study.md prints them: each metric as `mean ± half-width`, rounded as compare.md is."""
+    from vaebench.report import interval
+
+    rows = table.sort_values(["arch", "latent", "beta"])
+    cells = {name: [interval(r[name], r[f"{name}_ci95"]) for _, r in rows.iterrows()] for name in FIGURES}
+    return pd.DataFrame(
+        {**{k: rows[k].to_list() for k in ("experiment", "arch", "beta", "latent", "n_seeds")}, **cells}
+    )
+
+
 def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str], figures: list[str]) -> str:
     lines = [
         "# Study: rate, distortion and likelihood across β and latent size",
@@ -122,7 +133,7 @@ def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str]
         "",
         *[f"![{f}]({f})" for f in figures],
         "",
-        table.sort_values(["arch", "latent", "beta"]).to_markdown(index=False, floatfmt=".4g"),
+        shown(table).to_markdown(index=False, disable_numparse=True),
         "",
         f"Experiments used ({len(used)}): {', '.join(used)}.",
         "",
