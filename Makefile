@@ -85,5 +85,6 @@ team-up: setup-dev postgres  ## PostgreSQL + S3 (moto) + MLflow with basic-auth 
 team-down: setup-dev  ## stop the team stack and delete its data
 	vaebench team down
 
-clean:  ## remove the venv and the local MLflow store (DVC outputs stay: use `dvc gc`)
-	rm -rf $(VENV) mlflow.db mlartifacts
+clean:  ## remove the local MLflow store and the venv (DVC outputs stay: use `dvc gc`)
+	[ ! -x $(VENV)/bin/python ] || $(VENV)/bin/python -m vaebench.tracking.store --remove
+	rm -rf $(VENV)

@@ -9,7 +9,7 @@
 
 Training images per second (forward, backward, Adam on batches in memory) at batch 32 and 128, and
 IWAE decodes per second as the evaluate stage runs them; interleaved, the best of --repeats each.
-Run: `python bench/cnn_layout.py`. `seed_model` is also bench/throughput.py's seed.
+Run: `python bench/cnn_layout.py`. `original_model` is also the original recipe in bench/throughput.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vaebench.evaluate import iwae_log_likelihood
-from vaebench.loss import vae_loss
+from vaebench.evaluation.evaluate import iwae_log_likelihood
 from vaebench.models import build_model
 from vaebench.models.base import VAE, Tanh
 from vaebench.models.cnn import CNNVAE, branch
+from vaebench.training.loss import vae_loss
 
 
 class LayeredCNN(CNNVAE):
@@ -36,7 +36,7 @@ class LayeredCNN(CNNVAE):
 
 
 class TwoBranchCNN(LayeredCNN):
-    """The seed's layout: a separate branch for mu and for logvar, each run on its own."""
+    """The original recipe's layout: a separate branch for mu and for logvar, each run on its own."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,9 +56,9 @@ def torch_tanh(model: VAE) -> VAE:
     return model
 
 
-def seed_model(arch: str) -> VAE:
-    """The architecture as the seed wrote it: for the CNN, the `seed` layout below; the MLP is unchanged."""
-    return VARIANTS["seed"]() if arch == "cnn" else torch_tanh(build_model(arch))
+def original_model(arch: str) -> VAE:
+    """The architecture as the original recipe wrote it: the CNN in the `original` layout below, the MLP as is."""
+    return VARIANTS["original"]() if arch == "cnn" else torch_tanh(build_model(arch))
 
 
 def plain(model: CNNVAE, memory_format: torch.memory_format) -> CNNVAE:
@@ -70,7 +70,7 @@ def plain(model: CNNVAE, memory_format: torch.memory_format) -> CNNVAE:
 
 
 VARIANTS: dict[str, Callable[[], CNNVAE]] = {
-    "seed": lambda: torch_tanh(plain(TwoBranchCNN(), torch.contiguous_format)),
+    "original": lambda: torch_tanh(plain(TwoBranchCNN(), torch.contiguous_format)),
     "fused": lambda: torch_tanh(plain(LayeredCNN(), torch.contiguous_format)),
     "channels_last": lambda: torch_tanh(plain(LayeredCNN(), torch.channels_last)),
     "sub_pixel": lambda: torch_tanh(LayeredCNN()),
@@ -120,7 +120,7 @@ def main() -> None:
     print("| --- |" + " ---: |" * (2 * len(measures)))
     for variant in VARIANTS:
         figures = [f"{best[variant, m]:.0f}" for m in measures]
-        ratios = [f"x{best[variant, m] / best['seed', m]:.2f}" for m in measures]
+        ratios = [f"x{best[variant, m] / best['original', m]:.2f}" for m in measures]
         print(f"| {variant} | " + " | ".join(figures + ratios) + " |")
 
 

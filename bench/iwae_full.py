@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from vaebench import paths
-from vaebench.evaluate import iwae_log_likelihood
+from vaebench.core import paths
+from vaebench.core.runtime import keep_freed_memory, seed_everything
+from vaebench.data.splits import binarized, load_split
+from vaebench.evaluation.evaluate import iwae_log_likelihood
 from vaebench.models import load_model
-from vaebench.runtime import keep_freed_memory, seed_everything
-from vaebench.splits import binarized, load_split
 
 BATCH = 500  # evaluate.batch_size's default
 

@@ -1,9 +1,9 @@
-"""Training throughput, side by side: the seed's DataLoader loop, the project's trainer, the limit.
+"""Training throughput, side by side: the original recipe's DataLoader loop, the project's trainer, the limit.
 
 For each architecture and batch size, in one process on one machine, images per second of:
-  1. original: the seed's model as written (bench/cnn_layout.py's `seed_model`) fed by torchvision
-     MNIST with ToTensor + Normalize through a shuffled DataLoader, as the seed's loop does;
-  2. trainer:  vaebench.train's epoch loop on device tensors, as the pipeline runs it;
+  1. original: the original recipe's model as written (bench/cnn_layout.py's `original_model`) fed by torchvision
+     MNIST with ToTensor + Normalize through a shuffled DataLoader, as the original recipe's loop does;
+  2. trainer:  vaebench.training.fit's epoch loop on device tensors, as the pipeline runs it;
   3. limit:    forward + backward + Adam step on batches already in memory, nothing else;
 and the trainer with `train.compile: true` (torch.compile), its compile time measured apart.
 Then the IWAE bound's decodes per second as the evaluate stage runs it (batches of 500 test
@@ -31,27 +31,28 @@ import time
 from pathlib import Path
 
 import torch
-from cnn_layout import seed_model  # bench/cnn_layout.py: bench/ is on sys.path when run as a script
+import yaml
+from cnn_layout import original_model  # bench/cnn_layout.py: bench/ is on sys.path when run as a script
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from vaebench.data import download
-from vaebench.environment import mnist_mirror, resolve_device
-from vaebench.evaluate import decodes_in_flight, iwae_log_likelihood
-from vaebench.loss import vae_loss
+from vaebench.core.environment import mnist_mirror, resolve_device
+from vaebench.core.runtime import keep_freed_memory
+from vaebench.data.mnist import download
+from vaebench.evaluation.evaluate import decodes_in_flight, iwae_log_likelihood
 from vaebench.models import build_model
-from vaebench.runtime import keep_freed_memory
-from vaebench.train import Recipe, adam, train_epoch
+from vaebench.training.fit import Recipe, adam, train_epoch
+from vaebench.training.loss import vae_loss
 
-STAGES = ("validate", "download", "normalize", "train", "evaluate", "render", "report")
+STAGES = tuple(yaml.safe_load(Path("dvc.yaml").read_text())["stages"])  # each runs stages/<name>.py
 
 
 def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.device) -> float:
-    """The seed's way: its model, per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
+    """The original recipe's way: its model, per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     loader = DataLoader(MNIST(raw, train=True, transform=tf), batch_size=batch, shuffle=True)
-    model = seed_model(arch).to(device).train()
+    model = original_model(arch).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     seen, start = 0, time.perf_counter()
     for x, _ in loader:
@@ -69,7 +70,7 @@ def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.d
 
 
 class Trainer:
-    """vaebench.train's epoch loop on one model, as the pipeline runs it; `compile` as train.compile."""
+    """vaebench.training.fit's epoch loop on one model, as the pipeline runs it; `compile` as train.compile."""
 
     def __init__(self, arch: str, batch: int, device: torch.device, compile: bool = False) -> None:
         self.model = build_model(arch).to(device)
@@ -197,7 +198,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = parser.parse_args()
     device = resolve_device(args.device)
-    keep_freed_memory()  # as every computing stage does (vaebench.runtime.configure)
+    keep_freed_memory()  # as every computing stage does (vaebench.core.runtime.configure)
     raw = Path("data/raw")  # the download stage's output, if the pipeline ran here
     if not (raw / "MNIST" / "raw").is_dir():
         raw = Path(tempfile.mkdtemp(prefix="vaebench-bench-")) / "raw"

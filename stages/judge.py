@@ -4,13 +4,13 @@ import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not i
 
 import time
 
-from vaebench import paths
-from vaebench.data import mnist_tensors
-from vaebench.io import atomic_path, write_json
-from vaebench.judge import reference_figures, save_judge, train_judge
-from vaebench.params import load_params
-from vaebench.runtime import configure
-from vaebench.stage import run_stage
+from vaebench.core import paths
+from vaebench.core.io import atomic_path, write_json
+from vaebench.core.params import load_params
+from vaebench.core.runtime import configure
+from vaebench.core.stage import run_stage
+from vaebench.data.mnist import mnist_tensors
+from vaebench.evaluation.judge import reference_metrics, save_judge, train_judge
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     start = time.perf_counter()
     judge = train_judge(train_images, train_labels, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, seed=p.seed)
     seconds = time.perf_counter() - start
-    reference = reference_figures(judge, test_images, test_labels)
+    reference = reference_metrics(judge, test_images, test_labels)
     with atomic_path(paths.JUDGE) as out:
         save_judge(judge, out)
     write_json(

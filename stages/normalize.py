@@ -2,12 +2,12 @@
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-from vaebench import paths
-from vaebench.data import data_summary, split
-from vaebench.io import write_json
-from vaebench.params import load_params
-from vaebench.splits import save_splits
-from vaebench.stage import run_stage
+from vaebench.core import paths
+from vaebench.core.io import write_json
+from vaebench.core.params import load_params
+from vaebench.core.stage import run_stage
+from vaebench.data.mnist import data_summary, split
+from vaebench.data.splits import save_splits
 
 
 def main() -> None:

@@ -1,85 +1,15 @@
-"""Stage train@<arch>-<seed>: fit one architecture with one seed, log it to MLflow as one run,
-write models/vae/<arch>-<seed>/ and its loss curve."""
+"""Stage train@<arch>-<seed>: fit one architecture with one seed as one MLflow run; write
+models/vae/<arch>-<seed>/ and metrics/train/<arch>-<seed>.csv."""
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-import time
-
-import mlflow
-import pandas as pd
-import torch
-
-from vaebench import paths
-from vaebench.io import atomic_path, write_json
-from vaebench.models import build_model, count_parameters, save_model
-from vaebench.params import Params, flat_params, load_params
-from vaebench.render import originals_over_reconstructions, to_pil
-from vaebench.runtime import configure
-from vaebench.splits import binarized, load_split, processed_digest
-from vaebench.stage import arch_and_seed, run_stage
-from vaebench.tracking import (
-    close_stale_runs,
-    log_torch_model,
-    log_training_data,
-    provenance_tags,
-    tracked_run,
-    use_experiment,
-)
-from vaebench.train import EpochMetrics, Recipe, fit
-
-SNAPSHOT_IMAGES = 5  # the seed's 2x5 progress grid
-
-
-class Snapshots:
-    """Reconstructions of a few fixed validation images at the snapshot epochs: an image slider
-    in MLflow, and snapshots.pt for the progress montage that `render` draws."""
-
-    def __init__(self, images: torch.Tensor, epochs: list[int]) -> None:
-        self.images, self.epochs, self.recons = images.clone(), epochs, []  # a clone: not the whole split
-
-    def __call__(self, model: torch.nn.Module, metrics: EpochMetrics) -> None:
-        mlflow.log_metrics({k: v for k, v in metrics.as_dict().items() if k != "epoch"}, step=metrics.epoch)
-        if metrics.epoch in self.epochs:
-            self.recons.append(model.reconstruct(self.images))
-            grid = originals_over_reconstructions(self.images, self.recons[-1])
-            mlflow.log_image(to_pil(grid), key="reconstructions", step=metrics.epoch)
-
-    def as_dict(self) -> dict[str, torch.Tensor]:
-        return {"epochs": torch.tensor(self.epochs), "images": self.images.cpu(), "recons": torch.stack(self.recons)}
-
-
-def train(params: Params, arch: str, seed: int, device: torch.device) -> None:
-    train_images, _ = load_split(paths.PROCESSED, "train", device)
-    val_images, _ = load_split(paths.PROCESSED, "val", device)
-    if params.data.binarize:
-        val_images = binarized(val_images, params.data.seed)
-    model = build_model(arch, params.model_config_of(arch))
-    if params.data.standardize_input:
-        model.set_input_standardization(train_images.mean().item(), train_images.std().item())
-    model.to(device)
-    snapshots = Snapshots(val_images[:SNAPSHOT_IMAGES], params.train.snapshots())
-    name = paths.run_name(arch, seed)
-
-    with (
-        atomic_path(paths.model_dir(arch, seed)) as model_dir,
-        atomic_path(paths.train_curve(arch, seed)) as curve,
-        tracked_run(run_name=name, tags=provenance_tags(f"train@{name}", arch=arch, seed=str(seed))) as run,
-    ):
-        mlflow.log_params(
-            {**flat_params(params, arch, seed), "n_params": count_parameters(model), "device": str(device)}
-        )
-        log_training_data(train_images, processed_digest(), source=str(paths.PROCESSED / "train.pt"))
-        start = time.perf_counter()
-        recipe = Recipe.from_params(params, seed, device)
-        history = fit(model, train_images, val_images, recipe, on_epoch=lambda metrics: snapshots(model, metrics))
-        seconds = time.perf_counter() - start
-        mlflow.log_metric("train_seconds", seconds)
-        save_model(model, model_dir)
-        torch.save(snapshots.as_dict(), model_dir / "snapshots.pt")
-        write_json(model_dir / "run.json", {"run_id": run.info.run_id, "train_seconds": round(seconds, 2)})
-        pd.DataFrame([m.as_dict() for m in history]).to_csv(curve, index=False, float_format="%.5f")
-        log_torch_model(model, snapshots.images[:2])
-    print(f"{name}: {params.train.epochs} epochs in {seconds:.1f}s on {device}; MLflow run {run.info.run_id}")
+from vaebench.core import paths
+from vaebench.core.matrix import arch_and_seed
+from vaebench.core.params import load_params
+from vaebench.core.runtime import configure
+from vaebench.core.stage import run_stage
+from vaebench.tracking.runs import close_stale_runs, use_experiment
+from vaebench.training.run import train_and_save
 
 
 def main() -> None:
@@ -88,7 +18,7 @@ def main() -> None:
     device = configure(params.runtime, seed)
     experiment_id = use_experiment(params.mlflow.experiment)  # an unreachable server fails here, in seconds
     close_stale_runs(experiment_id, f"train@{paths.run_name(arch, seed)}")
-    train(params, arch, seed, device)
+    train_and_save(params, arch, seed, device)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,32 @@
 
 Every stage depends on its stamp, so DVC runs it first whenever params.yaml changes: a wrong
 param fails here, in about a second, and no other stage starts. The stamp's content never changes,
-so a valid edit reruns only the stages that track the edited params.
+so a valid edit reruns only the stages that track the edited params. It also removes the outputs
+of (architecture, seed) pairs the params no longer have, which render and report would read.
 """
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-from vaebench import paths
-from vaebench.environment import check_tracking_server, mnist_mirror, resolve_device, tracking_uri
-from vaebench.io import write_json
-from vaebench.params import load_params
-from vaebench.stage import run_stage
+import shutil
+
+from vaebench.core import paths
+from vaebench.core.environment import mnist_mirror, resolve_device
+from vaebench.core.io import write_json
+from vaebench.core.params import load_params
+from vaebench.core.stage import run_stage
+from vaebench.models import architectures, check_model_params
+from vaebench.tracking.store import check_tracking_server, tracking_uri
 
 
 def main() -> None:
-    params = load_params(paths.PARAMS)
+    params = check_model_params(load_params(paths.PARAMS))
     mnist_mirror()
     if params.runtime.device != "auto":
         resolve_device(params.runtime.device)
     check_tracking_server(tracking_uri())
+    for stale in paths.stale_run_outputs(params.compare.archs, params.compare.seeds, architectures()):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        print(f"removed {stale}: compare.archs x compare.seeds no longer has it")
     write_json(paths.VALIDATED, {"params.yaml": "valid"})
     print(f"params.yaml is valid: {len(params.compare.archs)} architectures x {len(params.compare.seeds)} seeds")
 

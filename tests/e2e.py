@@ -64,6 +64,11 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def all_stages(project: Path) -> set[str]:
+    """Every stage of the project's dvc.yaml, matrix stages expanded (train@mlp-0, ...), as DVC lists them."""
+    return set(run(project, "dvc", "stage", "list", "--name-only").split())
+
+
 def output_hashes(project: Path) -> dict[str, str]:
     """md5 of every pipeline output file: what a failed stage must leave exactly as it was."""
     import hashlib

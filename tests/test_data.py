@@ -9,10 +9,10 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from vaebench.data import data_summary, download, split
-from vaebench.environment import DownloadError
-from vaebench.environment import mnist_mirror as mirror_from_env
-from vaebench.splits import load_split, save_splits
+from vaebench.core.environment import DownloadError
+from vaebench.core.environment import mnist_mirror as mirror_from_env
+from vaebench.data.mnist import data_summary, download, split
+from vaebench.data.splits import load_split, save_splits
 
 
 def test_mirror_defaults_to_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,8 +100,8 @@ def test_subset_and_summary(tiny_mnist_root: Path) -> None:
 def test_a_truncated_split_names_the_file(tmp_path: Path) -> None:
     import torch
 
-    from vaebench.errors import StageError
-    from vaebench.splits import load_split
+    from vaebench.core.errors import StageError
+    from vaebench.data.splits import load_split
 
     folder = tmp_path / "data" / "processed"
     folder.mkdir(parents=True)

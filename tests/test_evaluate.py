@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_training import KW, blobs
 
-from vaebench.evaluate import evaluate_model, iwae_log_likelihood, linear_probe_accuracy
+from vaebench.evaluation.evaluate import evaluate_model, iwae_log_likelihood, linear_probe_accuracy
 from vaebench.models import build_model
-from vaebench.train import Recipe, fit
+from vaebench.training.fit import Recipe, fit
 
 
 @pytest.fixture(scope="module")

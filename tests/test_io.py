@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vaebench.errors import StageError
-from vaebench.io import atomic_path, read_json, write_json, write_text
+from vaebench.core.errors import StageError
+from vaebench.core.io import atomic_path, read_json, write_json, write_text
 
 
 def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path) -> None:
@@ -54,3 +54,19 @@ def test_a_missing_or_corrupt_input_names_the_file_and_the_fix(tmp_path: Path) -
         read_json(tmp_path / "run.json")
     with pytest.raises(StageError, match=r"missing\.json is missing"):
         read_json(tmp_path / "missing.json")
+
+
+def test_outputs_of_dropped_seeds_are_found_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaebench.core import paths
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("mlp-0", "mlp-2", "cnn-2"):
+        (paths.VAES / name).mkdir(parents=True)
+    for folder, suffix in ((paths.TRAIN_CURVES, ".csv"), (paths.EVAL, ".json")):
+        folder.mkdir(parents=True)
+        for name in ("mlp-0", "mlp-2", "notes-x", "other-3"):
+            (folder / f"{name}{suffix}").write_text("")
+    stale = paths.stale_run_outputs(["mlp"], [0, 1], known_archs=["mlp", "cnn"])
+    assert [str(p) for p in stale] == [
+        "models/vae/cnn-2", "models/vae/mlp-2", "metrics/train/mlp-2.csv", "metrics/eval/mlp-2.json"
+    ]  # fmt: skip

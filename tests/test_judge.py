@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vaebench.judge import Judge, accuracy, judge_outputs, load_judge, save_judge, train_judge
+from vaebench.evaluation.judge import Judge, accuracy, judge_outputs, load_judge, save_judge, train_judge
 
 
 def test_outputs_are_features_and_probabilities() -> None:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from vaebench.loss import kl_divergence, reconstruction, softplus, vae_loss
+from vaebench.training.loss import kl_divergence, reconstruction, softplus, vae_loss
 
 
 def test_kl_equals_closed_form_of_torch_distributions() -> None:

@@ -1,4 +1,4 @@
-"""The seed's two architectures match ../shared/seed-models.md and Burda et al.'s matches its paper:
+"""The original recipe's two architectures match ../shared/seed-models.md and Burda et al.'s matches its paper:
 shapes, output range and parameter counts."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaebench import load_model
-from vaebench.errors import StageError
-from vaebench.models import architectures, build_model, count_parameters, save_model
+from vaebench.core.errors import StageError
+from vaebench.models import architectures, build_model, count_parameters, load_model, save_model
 from vaebench.models.base import LOGVAR_MAX, LOGVAR_MIN, Tanh
 from vaebench.models.cnn import SubPixelConvTranspose2d, branch
 
@@ -88,7 +87,7 @@ def test_cnn_branches_have_separate_weights() -> None:
 
 
 class TwoBranchCNN(torch.nn.Module):
-    """The seed's encoder as written: two separate branches, each with its own head."""
+    """The original recipe's encoder as written: two separate branches, each with its own head."""
 
     def __init__(self, channels: list[int], latent: int) -> None:
         super().__init__()

@@ -9,10 +9,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaebench.params import Params, ParamsError, flat_params, load_params, parse_params
+from vaebench.core.params import Params, ParamsError, flat_params, load_params, parse_params
+from vaebench.models import check_model_params, config_class
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def checked(raw: object) -> Params:
+    """What the validate stage accepts: the schema, then the model sections against their files."""
+    return check_model_params(parse_params(raw))
 
 
 def with_(overrides: dict) -> dict:
@@ -34,7 +40,7 @@ def test_repository_params_are_valid_and_complete() -> None:
     assert params.model_dump(mode="json") == DEFAULTS
     assert set(DEFAULTS) == set(Params.model_fields)
     for arch in params.model:  # every section, compared by default or not, is the model file's default
-        assert DEFAULTS["model"][arch] == params.model_config_of(arch).model_dump(mode="json")
+        assert DEFAULTS["model"][arch] == config_class(arch).model_validate(params.model[arch]).model_dump(mode="json")
 
 
 @pytest.mark.parametrize(
@@ -75,12 +81,12 @@ def test_repository_params_are_valid_and_complete() -> None:
 )
 def test_invalid_params_name_key_value_and_allowed(overrides: dict, expected: str) -> None:
     with pytest.raises(ParamsError, match=expected):
-        parse_params(with_(overrides))
+        checked(with_(overrides))
 
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ParamsError) as error:
-        parse_params(with_({"train": {"epochs": 0, "lr": -1}, "loss": {"recon": "l1"}}))
+        checked(with_({"train": {"epochs": 0, "lr": -1}, "loss": {"recon": "l1"}}))
     assert str(error.value).count("\n  - ") == 3
 
 
@@ -88,7 +94,7 @@ def test_missing_section_and_empty_file(tmp_path: Path) -> None:
     raw = with_({})
     del raw["runtime"]
     with pytest.raises(ParamsError, match=r"runtime: missing"):
-        parse_params(raw)
+        checked(raw)
     (tmp_path / "params.yaml").write_text("")
     with pytest.raises(ParamsError, match=r"empty or not a mapping"):
         load_params(tmp_path / "params.yaml")
@@ -107,9 +113,8 @@ def test_an_error_outside_the_models_comes_before_torch_loads(tmp_path: Path) ->
     import sys
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(with_({"train": {"epochs": 20.5}})))
-    code = (
-        "import sys; from vaebench.params import load_params\ntry: load_params(sys.argv[1])\nexcept Exception: pass\n"
-    )
+    code = "import sys; from vaebench.core.params import load_params\n"
+    code += "try: load_params(sys.argv[1])\nexcept Exception: pass\n"
     code += "print('torch' in sys.modules)"
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "params.yaml")], capture_output=True, text=True)
@@ -118,13 +123,13 @@ def test_an_error_outside_the_models_comes_before_torch_loads(tmp_path: Path) ->
 
 
 def test_snapshots_within_run_end_at_last_epoch() -> None:
-    assert parse_params(with_({"train": {"epochs": 7}})).train.snapshots() == [1, 3, 5, 7]
-    assert parse_params(with_({"train": {"epochs": 50}})).train.snapshots() == [1, 3, 5, 10, 20, 30, 40, 50]
-    assert parse_params(with_({"train": {"epochs": 4, "snapshot_epochs": [2]}})).train.snapshots() == [2, 4]
+    assert checked(with_({"train": {"epochs": 7}})).train.snapshots() == [1, 3, 5, 7]
+    assert checked(with_({"train": {"epochs": 50}})).train.snapshots() == [1, 3, 5, 10, 20, 30, 40, 50]
+    assert checked(with_({"train": {"epochs": 4, "snapshot_epochs": [2]}})).train.snapshots() == [2, 4]
 
 
 def test_flat_params_align_model_sections_across_architectures() -> None:
-    params = parse_params(with_({}))
+    params = checked(with_({}))
     mlp, cnn = flat_params(params, "mlp", 0), flat_params(params, "cnn", 1)
     assert mlp["model.latent"] == 20 and cnn["model.latent"] == 10 and cnn["seed"] == 1
     assert mlp["train.epochs"] == cnn["train.epochs"] and mlp["arch"] == "mlp"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from e2e import commit, mlflow_client, output_hashes, run, runs_by_name, set_params, stages_run, tool_env
 
-from vaebench.team import free_port
-from vaebench.ui import grouped_runs_url, runs_url
+from vaebench.ops.team import free_port
+from vaebench.tracking.ui import grouped_runs_url, runs_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
 

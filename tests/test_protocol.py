@@ -6,9 +6,9 @@ import pytest
 import yaml
 from test_params import with_
 
-from vaebench.errors import StageError
-from vaebench.params import parse_params
-from vaebench.protocol import PROTOCOL, exp_run_command, overrides
+from vaebench.core.errors import StageError
+from vaebench.core.params import parse_params
+from vaebench.experiments.protocol import PROTOCOL, exp_run_command, overrides
 
 
 def test_the_protocols_values_are_valid_params() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from vaebench.quality import class_figures, frechet_distance
+from vaebench.evaluation.quality import class_metrics, frechet_distance
 
 
 def test_frechet_distance_matches_the_sqrtm_formula() -> None:
@@ -35,10 +35,10 @@ def test_frechet_distance_is_near_zero_for_one_distribution_and_large_across() -
 
 def test_class_figures_of_confident_uniform_and_collapsed_judgements() -> None:
     uniform = torch.eye(10, dtype=torch.float64).repeat(100, 1)  # every digit, each judged with certainty
-    figures = class_figures(uniform)
+    figures = class_metrics(uniform)
     assert figures["digits_present"] == 10
     assert figures["class_entropy"] == pytest.approx(math.log(10))
     assert figures["inception_score"] == pytest.approx(10.0)
-    collapsed = class_figures(torch.eye(10, dtype=torch.float64)[[3] * 1000])  # one digit only
+    collapsed = class_metrics(torch.eye(10, dtype=torch.float64)[[3] * 1000])  # one digit only
     assert collapsed["digits_present"] == 1
     assert collapsed["inception_score"] == pytest.approx(1.0)

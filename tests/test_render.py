@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaebench.models import build_model
-from vaebench.render import (
+from vaebench.comparison.render import (
     save_interpolations,
     save_latent_map,
     save_loss_curves,
@@ -18,6 +17,7 @@ from vaebench.render import (
     save_prior_samples,
     save_progress_montage,
 )
+from vaebench.models import build_model
 
 CELL = 28 + 2  # make_grid's default padding of 2 pixels around every image
 

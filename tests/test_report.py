@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vaebench.comparison import aggregate, metrics
-from vaebench.report import compare_markdown, difference_interval, displayed, figure_table, interval
+from vaebench.comparison.aggregate import aggregate, metrics
+from vaebench.comparison.report import compare_markdown, difference_interval, displayed, interval, metric_table
 
 NLL = {"mlp": [100.1, 100.3, 100.2], "cnn": [106.7, 106.9, 106.8]}
 FID = {"mlp": [250, 200, 300], "cnn": [210, 290, 240]}
@@ -15,7 +15,7 @@ CLEAR = {arch: {s: {"nll_iwae": NLL[arch][s], "fid": FID[arch][s]} for s in rang
 
 
 def test_winner_in_bold_only_where_the_test_rejects() -> None:
-    rows = figure_table(aggregate(CLEAR), ["mlp", "cnn"]).set_index("figure")
+    rows = metric_table(aggregate(CLEAR), ["mlp", "cnn"]).set_index("metric")
     assert rows.loc["nll_iwae", "mlp"].startswith("**100.20 ± 0.25**") and rows.loc["nll_iwae", "verdict"] == "mlp"
     assert not rows.loc["nll_iwae", "cnn"].startswith("**")
     assert rows.loc["fid", "verdict"] == "no clear difference"  # 250 vs 246.7 with this spread
@@ -35,7 +35,7 @@ def test_a_half_width_has_two_significant_digits_and_the_mean_its_decimal_place(
 def test_the_csv_shows_each_row_as_the_report_does() -> None:
     table = aggregate(CLEAR)
     shown = displayed(table)
-    nll = table["figure"] == "nll_iwae"
+    nll = table["metric"] == "nll_iwae"
     assert shown[nll & (table["arch"] == "mlp")].item() == "100.20 ± 0.25"
     assert shown[nll & (table["arch"] == "cnn - mlp")].item().startswith("6.60 [")
 
@@ -43,7 +43,7 @@ def test_the_csv_shows_each_row_as_the_report_does() -> None:
 def test_one_seed_gives_no_verdict_and_says_so() -> None:
     one = {arch: {0: by_seed[0]} for arch, by_seed in CLEAR.items()}
     table = aggregate(one)
-    rows = figure_table(table, ["mlp", "cnn"]).set_index("figure")
+    rows = metric_table(table, ["mlp", "cnn"]).set_index("metric")
     assert rows.loc["nll_iwae", "mlp"] == "100.1" and rows.loc["nll_iwae", "verdict"] == "one seed: no verdict possible"
     page = compare_markdown(table, {"mlp": 1, "cnn": 1}, {}, iwae_k=50, figures=[])
     assert "With one seed there is no interval and no test, so every verdict reads *one seed: no verdict" in page
@@ -75,7 +75,7 @@ def test_report_lists_reference_figures_and_images() -> None:
 
 def test_the_report_stage_starts_without_torch() -> None:
     """The report stage reads JSON and logs to MLflow: importing it must not import torch (1.2-1.4 s
-    of start-up here), which `vaebench.tracking` loads only where it logs a model."""
+    of start-up here), which `vaebench.tracking.runs` loads only where it logs a model."""
     repo = Path(__file__).resolve().parents[1]
     code = "import runpy, sys; sys.path.insert(0, 'stages'); runpy.run_path('stages/report.py')\n"
     code += "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"

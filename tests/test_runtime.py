@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from vaebench.runtime import keep_freed_memory
+from vaebench.core.runtime import keep_freed_memory
 
 # In a fresh interpreter: minor page faults of the MLP's IWAE bound per chunk, the median of five
 # calls after a first one. With the setting a call now and then still grows the heap (68 to 458
 # faults per chunk in 4 of 28 calls measured, the rest 0); without it calls fault thousands of times.
 FAULTS_PER_CHUNK = """
 import resource, statistics, sys, torch
-from vaebench.evaluate import iwae_log_likelihood
+from vaebench.evaluation.evaluate import iwae_log_likelihood
 from vaebench.models import build_model
-from vaebench.runtime import keep_freed_memory
+from vaebench.core.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 model, x = build_model("mlp").eval(), torch.rand(500, 1, 28, 28)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaebench.stats import NO_DIFFERENCE, ONE_SEED, compare, summarize
+from vaebench.comparison.stats import NO_DIFFERENCE, ONE_SEED, compare, summarize
 
 
 def test_interval_is_students_t() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from vaebench.study import Experiment, points, why_skipped
+from vaebench.experiments.study import Experiment, points, why_skipped
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-CODE = {"src/vaebench/train.py": "aaa", "stages/train.py": "bbb"}
+CODE = {"src/vaebench/training/fit.py": "aaa", "stages/train.py": "bbb"}
 METRICS = {"seeds": 3, "mlp": {"kl": {"mean": 25.0, "ci95": 0.5}}, "cnn": {"kl": {"mean": 15.0, "ci95": None}}}
 
 
@@ -35,8 +35,8 @@ def test_swept_values_and_seeds_may_differ() -> None:
 
 def test_other_code_data_or_training_is_skipped_with_the_reason() -> None:
     baseline = experiment("main")
-    assert why_skipped(experiment("c", code={**CODE, "src/vaebench/train.py": "ccc"}), baseline) == (
-        "other code than the baseline: src/vaebench/train.py"
+    assert why_skipped(experiment("c", code={**CODE, "src/vaebench/training/fit.py": "ccc"}), baseline) == (
+        "other code than the baseline: src/vaebench/training/fit.py"
     )
     assert (
         why_skipped(experiment("d", data__subset=500), baseline) == "other params than the baseline: data.subset = 500"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vaebench.team import Stack, TeamStackError, env_lines
+from vaebench.ops.team import Stack, TeamStackError, env_lines
 
 
 def test_stack_state_round_trips_and_is_private(tmp_path: Path) -> None:

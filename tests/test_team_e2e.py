@@ -1,7 +1,7 @@
 """The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL, artifacts and the
 DVC remote on S3 (moto), two workers and a reader, concurrent load, faults, the served model.
 
-One stack for the module (`vaebench.team.up`), one tiny project pushed to a bare git remote.
+One stack for the module (`vaebench.ops.team.up`), one tiny project pushed to a bare git remote.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator:
-    team = pytest.importorskip("vaebench.team")
+    team = pytest.importorskip("vaebench.ops.team")
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[team]')")
     try:
         team.postgres_bin()
@@ -156,13 +156,13 @@ def test_two_workers_run_experiments_at_once_and_a_third_clone_gets_them_all(
 def _s3(stack):
     import boto3
 
-    from vaebench.team import boto_credentials
+    from vaebench.ops.team import boto_credentials
 
     return boto3.client("s3", endpoint_url=stack.s3_endpoint, **boto_credentials(stack))
 
 
 def _artifact_objects(s3, run_id: str) -> list[str]:
-    from vaebench.team import ARTIFACT_BUCKET
+    from vaebench.ops.team import ARTIFACT_BUCKET
 
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACT_BUCKET)
     return [o["Key"] for page in pages for o in page.get("Contents", []) if run_id in o["Key"]]
@@ -208,7 +208,7 @@ def _start_long_training(stack, project: Path) -> tuple[subprocess.Popen, str]:
 
 
 def test_tracking_server_stopped_mid_stage_fails_it_clearly_and_a_rerun_completes(stack, workspace: Path) -> None:
-    from vaebench import team
+    from vaebench.ops import team
 
     before = output_hashes(workspace)
     process, run_id = _start_long_training(stack, workspace)
@@ -240,7 +240,7 @@ def test_a_killed_worker_leaves_a_running_run_that_its_next_run_closes(stack, wo
 def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
     import numpy as np
 
-    from vaebench.team import free_port, http_ok
+    from vaebench.ops.team import free_port, http_ok
 
     (training, *_) = runs(stack)["mlp-0"]
     model_uri = f"runs:/{training.info.run_id}/model"

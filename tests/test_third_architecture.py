@@ -15,9 +15,15 @@ import torch
 import yaml
 
 import vaebench.models
-from vaebench.models import architectures, build_model, load_model, save_model
-from vaebench.params import ParamsError, parse_params
-from vaebench.train import Recipe, fit
+from vaebench.core.params import Params, ParamsError, parse_params
+from vaebench.models import architectures, build_model, check_model_params, load_model, save_model
+from vaebench.training.fit import Recipe, fit
+
+
+def checked(raw: object) -> Params:
+    """What the validate stage accepts: the schema, then the model sections against their files."""
+    return check_model_params(parse_params(raw))
+
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = '''
@@ -64,12 +70,12 @@ def test_a_third_architecture_is_one_file_and_one_section(tiny_arch: str, tmp_pa
     raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
     raw["compare"]["archs"] = ["mlp", "cnn", tiny_arch]
     with pytest.raises(ParamsError, match=r"model\.tiny: missing"):
-        parse_params(raw)
+        checked(raw)
     raw["model"]["tiny"] = {"latent": 3}  # the one params section
-    params = parse_params(raw)
+    params = checked(raw)
     assert tiny_arch in architectures()
 
-    model = build_model(tiny_arch, params.model_config_of(tiny_arch))
+    model = build_model(tiny_arch, params.model[tiny_arch])
     recipe = Recipe(epochs=1, batch_size=16, lr=1e-3, recon="bce", kl_weight=1.0, seed=0)
     history = fit(model, torch.rand(64, 1, 28, 28), torch.rand(16, 1, 28, 28), recipe)
     assert len(history) == 1
@@ -85,4 +91,4 @@ def test_a_bad_value_in_its_section_is_named(tiny_arch: str) -> None:
     raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
     raw["model"]["tiny"] = {"latent": 0}
     with pytest.raises(ParamsError, match=r"model\.tiny\.latent = 0"):
-        parse_params(raw)
+        checked(raw)

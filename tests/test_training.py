@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vaebench.data.splits import binarized
 from vaebench.models import build_model
-from vaebench.splits import binarized
-from vaebench.train import NonFiniteLossError, Recipe, fit, lr_factor
+from vaebench.training.fit import NonFiniteLossError, Recipe, fit, lr_factor
 
 KW = {"batch_size": 32, "lr": 1e-3, "recon": "bce", "kl_weight": 1.0, "seed": 0}
 

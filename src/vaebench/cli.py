@@ -8,6 +8,8 @@ import argparse
 import math
 from pathlib import Path
 
+from vaebench.core import paths
+
 MAX_GENERATE = 10_000  # 10k digits are a 31 MB tensor; more is a job for the Python API in batches
 
 
@@ -19,9 +21,9 @@ def _finite(text: str) -> float:
 
 
 def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from vaebench.io import atomic_path
+    from vaebench.comparison.render import save_prior_samples
+    from vaebench.core.io import atomic_path
     from vaebench.models import load_model
-    from vaebench.render import save_prior_samples
 
     if not 1 <= args.n <= MAX_GENERATE or args.std < 0:
         parser.error(f"--n must be 1 to {MAX_GENERATE} and --std >= 0")
@@ -37,33 +39,53 @@ def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     print(f"wrote {args.n} samples from {args.model} to {args.out}")
 
 
+def server_runs_url(uri: str, experiment: str) -> str:
+    """The training runs' URL on a tracking server, or its front page where the experiment is not found."""
+    from mlflow.tracking import MlflowClient
+
+    from vaebench.tracking.ui import runs_url
+
+    try:
+        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    except Exception:  # unreachable, or credentials missing: the front page still tells the user
+        found = None
+    return runs_url(uri.rstrip("/"), found.experiment_id) if found else uri
+
+
 def ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """Print the URL of the experiment's training runs, then run the MLflow server in this process."""
+    """Print the URL of the experiment's training runs, then serve the store's UI in this process.
+
+    With MLFLOW_TRACKING_URI set to a server (the team's), that server already is the UI: print its
+    URLs and start nothing. Otherwise serve the store the stages write to, bound to 127.0.0.1.
+    """
     import os
 
-    from vaebench.environment import repo_root
-    from vaebench.ui import experiment_id, grouped_runs_url, runs_url
+    from vaebench.tracking.store import is_server, local_artifacts, sqlite_path, tracking_uri
+    from vaebench.tracking.ui import experiment_id, grouped_runs_url, runs_url
 
-    root, base = repo_root(), f"http://127.0.0.1:{args.port}"
-    found = experiment_id(root / "mlflow.db", args.experiment)
+    uri = tracking_uri()
+    if is_server(uri):
+        print(f"MLFLOW_TRACKING_URI is the server {uri}; its UI: {server_runs_url(uri, args.experiment)}")
+        print("(unset MLFLOW_TRACKING_URI to serve this repository's mlflow.db instead)")
+        return
+    db = sqlite_path(uri)
+    if db is None:
+        parser.error(f"MLFLOW_TRACKING_URI={uri}: `vaebench ui` serves a sqlite:/// store or names an http(s) server")
+    base = f"http://127.0.0.1:{args.port}"
+    found = experiment_id(db, args.experiment)
     if found is None:
-        print(f"MLflow UI: {base} (no experiment {args.experiment!r} yet: run `make repro` first)", flush=True)
+        print(f"MLflow UI: {base} (no experiment {args.experiment!r} in {db} yet: run `make repro` first)", flush=True)
     else:
         print(f"MLflow UI, the training runs:          {runs_url(base, found)}", flush=True)
         print(f"            grouped by architecture:   {grouped_runs_url(base, found)}", flush=True)
     command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
-    command += [
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "mlartifacts"),
-    ]
+    command += ["--backend-store-uri", uri, "--artifacts-destination", str(local_artifacts())]
     os.execvp(command[0], command)
 
 
 def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from vaebench.stage import run_stage
-    from vaebench.study import run_study
+    from vaebench.core.stage import run_stage
+    from vaebench.experiments.study import run_study
 
     run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow, rev=args.rev))
 
@@ -72,8 +94,8 @@ def protocol(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Run (or queue) the protocol's `dvc exp run`; DVC's output and exit status are the command's."""
     import os
 
-    from vaebench.errors import StageError
-    from vaebench.protocol import exp_run_command
+    from vaebench.core.errors import StageError
+    from vaebench.experiments.protocol import exp_run_command
 
     try:
         command = exp_run_command(args.name, args.set, args.queue)
@@ -84,8 +106,8 @@ def protocol(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from vaebench import team
-    from vaebench.stage import run_stage
+    from vaebench.core.stage import run_stage
+    from vaebench.ops import team
 
     def act() -> None:
         if args.action == "up":
@@ -114,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", type=Path, default=Path("samples.png"))
     g.set_defaults(handler=generate)
-    s = commands.add_parser("study", help="gather the DVC experiments of a sweep into reports/study/")
-    s.add_argument("--out", type=Path, default=Path("reports/study"))
+    s = commands.add_parser("study", help=f"gather the DVC experiments of a sweep into {paths.STUDY}/")
+    s.add_argument("--out", type=Path, default=paths.STUDY)
     s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
     s.add_argument("--rev", help="the commit the experiments were queued on, if not HEAD (`dvc exp show --rev`)")
     s.set_defaults(handler=study)
@@ -124,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--queue", action="store_true", help="queue it (`dvc queue start` runs it)")
     p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="more params, or overrides")
     p.set_defaults(handler=protocol)
-    u = commands.add_parser("ui", help="the MLflow UI on this repository's mlflow.db, bound to 127.0.0.1")
+    u = commands.add_parser(
+        "ui", help="the MLflow UI of the store the stages write to (MLFLOW_TRACKING_URI or mlflow.db)"
+    )
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")
     u.set_defaults(handler=ui)

@@ -17,8 +17,11 @@ import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaebench.errors import StageError
-from vaebench.io import atomic_path, unreadable, write_json
+from pydantic import ValidationError
+
+from vaebench.core.errors import StageError
+from vaebench.core.io import atomic_path, unreadable, write_json
+from vaebench.core.params import Params, describe, invalid
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +54,39 @@ def config_class(arch: str) -> type[ModelConfig]:
     return model_class(arch).Config
 
 
+def model_problems(params: Params) -> list[str]:
+    """Each compared architecture has a model file and a valid section under `model:`."""
+    known = architectures()
+    problems = [
+        f"compare.archs: {arch!r} has no model file; allowed: {', '.join(known)} (src/vaebench/models/<arch>.py)"
+        for arch in params.compare.archs
+        if arch not in known
+    ]
+    problems += [
+        f"model.{arch}: missing; every compared architecture needs its section"
+        for arch in params.compare.archs
+        if arch in known and arch not in params.model
+    ]
+    for arch, section in params.model.items():
+        if arch not in known:
+            problems.append(f"model.{arch}: no model file for it; allowed: {', '.join(known)}")
+            continue
+        schema = config_class(arch)
+        try:
+            schema.model_validate(section)
+        except ValidationError as exc:
+            problems += [describe(e, ("model", arch), schema) for e in exc.errors()]
+    return problems
+
+
+def check_model_params(params: Params, source: str = "params.yaml") -> Params:
+    """params.yaml's model sections against the model files: ParamsError naming every problem."""
+    problems = model_problems(params)
+    if problems:
+        raise invalid(source, problems)
+    return params
+
+
 def build_model(arch: str, config: dict[str, Any] | ModelConfig | None = None, **sizes: Any) -> VAE:
     """The architecture with its config, given whole or as keyword sizes (the rest default)."""
     cls = model_class(arch)
@@ -79,7 +115,7 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> VAE
     config_path, weights_path = directory / "config.json", directory / "weights.pt"
     try:
         config = json.loads(config_path.read_text())
-        arch, sizes = config["arch"], config.get("config", config.get("kwargs"))  # kwargs: before seeds
+        arch, sizes = config["arch"], config["config"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise unreadable(config_path, exc) from None
     if arch not in architectures():

@@ -1,4 +1,4 @@
-"""The seed's CNN VAE: two parallel conv branches (one for mu, one for logvar), ConvTranspose decoder.
+"""The original recipe's CNN VAE: two parallel conv branches (one for mu, one for logvar), ConvTranspose decoder.
 
 The two branches have the same shapes and separate weights, so they run as one stack: the first
 convolution has both branches' filters (2 x c1 outputs), the next ones are grouped (`groups=2`:
@@ -12,7 +12,7 @@ Two layout choices make it faster on the CPU without changing the function or th
 prefer, and the decoder's last layer (16 -> 1 channel) runs as a sub-pixel convolution, because
 oneDNN's transposed convolution is slow with one output channel.
 
-The seed names the second branch's output `std` but uses it as log-variance; here it is `logvar`.
+The original recipe names the second branch's output `std` but uses it as log-variance; here it is `logvar`.
 """
 
 from __future__ import annotations

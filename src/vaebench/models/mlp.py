@@ -1,4 +1,4 @@
-"""The MLP VAE of pytorch/examples and the seed: 784 -> hidden -> (mu, logvar), ReLU."""
+"""The MLP VAE of pytorch/examples and the original recipe: 784 -> hidden -> (mu, logvar), ReLU."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """MNIST on disk: torchvision's own download (mirrors, MD5 checks, progress bar), then split tensors.
 
 The processed splits are float32 tensors in [0, 1], the reconstruction target of both decoders.
-The seed's Normalize((0.1307,), (0.3081,)) is not applied to targets: a Sigmoid cannot reach them.
+The original recipe's Normalize((0.1307,), (0.3081,)) is not applied to targets: a Sigmoid cannot reach them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import check_integrity
 
-from vaebench.environment import DownloadError
-from vaebench.io import atomic_path
-from vaebench.splits import Splits
+from vaebench.core.environment import DownloadError
+from vaebench.core.io import atomic_path
+from vaebench.data.splits import Splits
 
 
 def _copy_verified(mirror: Path, raw_folder: Path) -> None:
@@ -78,7 +78,7 @@ def split(raw_root: Path, val_size: int, subset: int, seed: int) -> Splits:
 
 
 def data_summary(splits: Splits) -> dict:
-    """Counts per split and class, and the training pixels' mean and std (metrics/data.json)."""
+    """Counts per split and class, and the training pixels' mean and std (reports/data.json)."""
     train_images = splits["train"][0]
     return {
         "counts": {

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import torch
 
-from vaebench.environment import resolve_device
-from vaebench.params import RuntimeParams
+from vaebench.core.environment import resolve_device
+from vaebench.core.params import RuntimeParams
 
 
 def seed_everything(seed: int) -> None:

@@ -1,4 +1,4 @@
-"""reports/compare.md: every figure of every architecture as mean ± 95 % interval over its seeds,
+"""reports/compare.md: every metric of every architecture as mean ± 95 % interval over its seeds,
 each pair tested (Welch), a winner in bold only where the test says so; then the images.
 Written with pandas (to_markdown), read on GitHub.
 """
@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from vaebench.comparison import FIGURES, pairs
-from vaebench.stats import ALPHA, NO_DIFFERENCE, ONE_SEED
+from vaebench.comparison.aggregate import METRICS, pairs
+from vaebench.comparison.stats import ALPHA, NO_DIFFERENCE, ONE_SEED
+from vaebench.core.paths import ARCH_FIGURES, LOSS_CURVES, arch_figure
 
 REFERENCE: dict[str, str] = {
     "test_accuracy": "judge accuracy on the test set",
@@ -21,7 +22,6 @@ REFERENCE: dict[str, str] = {
     "test_digits_present": "digits with ≥ 1% of the test set",
     "test_class_entropy": "entropy of the test set's digit histogram",
 }
-PER_ARCH_FIGURES = ("reconstructions", "samples", "progress", "latent_map", "interpolations", "manifold")
 
 
 def _format(value: float) -> str:
@@ -78,19 +78,19 @@ def displayed(table: pd.DataFrame) -> pd.Series:
     )
 
 
-def figure_table(table: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
+def metric_table(table: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
     """One row per figure: each architecture's mean ± half-width, and for two architectures the
     difference, its interval, p and the verdict; the winner's value in bold."""
     rows = []
-    for name, (meaning, _) in FIGURES.items():
-        of_figure = table[table["figure"] == name]
-        summaries = {r["arch"]: r for _, r in of_figure[of_figure["arch"].isin(archs)].iterrows()}
+    for name, (meaning, _) in METRICS.items():
+        of_metric = table[table["metric"] == name]
+        summaries = {r["arch"]: r for _, r in of_metric[of_metric["arch"].isin(archs)].iterrows()}
         if set(summaries) != set(archs):
             continue
-        diffs = {r["arch"]: r for _, r in of_figure[~of_figure["arch"].isin(archs)].iterrows()}
+        diffs = {r["arch"]: r for _, r in of_metric[~of_metric["arch"].isin(archs)].iterrows()}
         winners = {d["verdict"] for d in diffs.values() if d["verdict"] in archs}
         cells = {a: f"**{_cell(s)}**" if a in winners and len(archs) == 2 else _cell(s) for a, s in summaries.items()}
-        row = {"figure": name, "what it is": meaning, **cells}
+        row = {"metric": name, "what it is": meaning, **cells}
         if len(archs) == 2:
             (d,) = diffs.values() or [None]
             difference, p = (_difference(d), _p(d["p_value"])) if d is not None else ("–", "–")
@@ -109,7 +109,7 @@ def pair_table(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     rows = table[table["arch"] == f"{b} - {a}"]
     return pd.DataFrame(
         {
-            "figure": rows["figure"],
+            "metric": rows["metric"],
             f"{b} − {a} [95 % CI]": [_difference(r) for _, r in rows.iterrows()],
             "p (Welch)": [_p(p) for p in rows["p_value"]],
             "verdict": [v or "–" for v in rows["verdict"]],
@@ -126,14 +126,14 @@ def _intro(archs: list[str], n_seeds: dict[str, int], iwae_k: int) -> list[str]:
             f"Each cell is the mean over seeds ± the half-width of its 95 % interval (Student's t). Between"
             f" architectures, Welch's t-test at α = {ALPHA}: a value is in **bold** and named in the verdict"
             f" only where the test rejects equal means; otherwise the verdict is *{NO_DIFFERENCE}*."
-            f" The {sum(1 for _, better in FIGURES.values() if better)} figures with a better direction get a"
+            f" The {sum(1 for _, better in METRICS.values() if better)} metrics with a better direction get a"
             f" verdict, each tested on its own (no correction for multiple comparisons): read a p-value near"
             f" {ALPHA} as a hint, not a result."
         )
     return [
         f"# {' vs '.join(a.upper() for a in archs)} VAE on MNIST",
         "",
-        f"Test set figures (IWAE with k = {iwae_k}); seeds per architecture: {seeds}. {verdicts}",
+        f"Test set metrics (IWAE with k = {iwae_k}); seeds per architecture: {seeds}. {verdicts}",
         "Written by `dvc repro` (stages evaluate@…, render, report): edit nothing here by hand.",
         "",
     ]
@@ -146,17 +146,17 @@ def compare_markdown(
     archs = list(n_seeds)
     lines = [
         *_intro(archs, n_seeds, iwae_k),
-        figure_table(table, archs).to_markdown(index=False, disable_numparse=True),
+        metric_table(table, archs).to_markdown(index=False, disable_numparse=True),
         "",
     ]
     if len(archs) > 2:
         for a, b in pairs(archs):
             lines += [f"## {b} − {a}", "", pair_table(table, a, b).to_markdown(index=False, disable_numparse=True), ""]
     reference_rows = [
-        {"figure": k, "what it is": REFERENCE[k], "value": _format(v)} for k, v in reference.items() if k in REFERENCE
+        {"metric": k, "what it is": REFERENCE[k], "value": _format(v)} for k, v in reference.items() if k in REFERENCE
     ]
     lines += [
-        "## Reference figures (real data, same judge)",
+        "## Reference metrics (real data, same judge)",
         "",
         pd.DataFrame(reference_rows).to_markdown(index=False, disable_numparse=True),
         "",
@@ -165,12 +165,13 @@ def compare_markdown(
         "Images are of each architecture's first seed; the loss curves show every seed.",
         "",
     ]
-    if "loss_curves.png" in figures:
-        lines += ["![loss curves](figures/loss_curves.png)", ""]
+    if LOSS_CURVES.name in figures:
+        lines += [f"![loss curves](figures/{LOSS_CURVES.name})", ""]
     lines += ["| " + " | ".join(["figure", *archs]) + " |", "|" + " --- |" * (len(archs) + 1)]
-    for kind in PER_ARCH_FIGURES:
+    for kind in ARCH_FIGURES:
         cells = [
-            f"![{arch} {kind}](figures/{arch}_{kind}.png)" if f"{arch}_{kind}.png" in figures else "" for arch in archs
+            f"![{arch} {kind}](figures/{name})" if (name := arch_figure(arch, kind).name) in figures else ""
+            for arch in archs
         ]
         if any(cells):
             lines.append("| " + " | ".join([kind.replace("_", " "), *cells]) + " |")

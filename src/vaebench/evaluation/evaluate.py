@@ -12,8 +12,8 @@ import math
 import torch
 from torch.distributions import Normal
 
-from vaebench.loss import Recon, kl_divergence, reconstruction
 from vaebench.models.base import VAE
+from vaebench.training.loss import Recon, kl_divergence, reconstruction
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Var_x(E_q[z]) > 0.01
 # Importance samples x images decoded at once: the memory IWAE needs, whatever k. On a CPU small

@@ -8,7 +8,7 @@ values for a quick run. Left as params.yaml has them: the learning rate at the s
 
 from __future__ import annotations
 
-from vaebench.errors import StageError
+from vaebench.core.errors import StageError
 
 PROTOCOL = {
     "data.binarize": "true",  # Bernoulli-sampled pixels in every training batch, a fixed seeded test binarization

@@ -4,7 +4,9 @@ A typo in a key or a value out of range must fail in the first second, naming th
 and what is allowed, not after an hour of training. Types are strict (no bool for an int, no "20"
 for 20, no 20.0 for an epoch count), floats finite, every section present, no key given twice.
 Model sections are checked by each architecture's own config class (models/<arch>.py), which
-needs torch; that happens last, so that every other mistake is reported before torch loads.
+needs torch: `vaebench.models.check_model_params`, called by the validate stage after this schema,
+so that every other mistake is reported before torch loads, and the stages that build no model
+neither import nor depend on the model files.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vaebench.errors import StageError
+from vaebench.core.errors import StageError
 
 MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
 MAX_IWAE_K = 100_000  # memory does not grow with k, time does: 5000 is the literature's figure
@@ -70,8 +72,8 @@ class LossParams(Section):
     kl_weight: float = Field(ge=0.0)
 
 
-Schedule = Literal["constant", "burda", "cosine"]  # the learning rate over epochs: vaebench.train.lr_factor
-SEED_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the seed's published grids
+Schedule = Literal["constant", "burda", "cosine"]  # the learning rate over epochs: vaebench.training.fit.lr_factor
+ORIGINAL_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the original recipe's published grids
 
 
 class TrainParams(Section):
@@ -95,8 +97,8 @@ class TrainParams(Section):
         return self
 
     def snapshots(self) -> list[int]:
-        """Snapshot epochs; 'auto' is the seed's list cut at `epochs`. The last epoch is always one."""
-        chosen = SEED_SNAPSHOT_EPOCHS if self.snapshot_epochs == "auto" else self.snapshot_epochs
+        """Snapshot epochs; 'auto' is the original recipe's list cut at `epochs`. The last epoch is always one."""
+        chosen = ORIGINAL_SNAPSHOT_EPOCHS if self.snapshot_epochs == "auto" else self.snapshot_epochs
         return sorted({e for e in chosen if e <= self.epochs} | {self.epochs})
 
 
@@ -146,15 +148,13 @@ class Params(Section):
             )
         return self
 
-    def model_config_of(self, arch: str) -> Any:
-        """The validated config of one architecture (its class lives beside the model)."""
-        from vaebench.models import config_class
-
-        return config_class(arch).model_validate(self.model[arch])
-
 
 class ParamsError(StageError, ValueError):
     """params.yaml does not match the schema; the message lists every problem."""
+
+
+def invalid(source: str, problems: list[str]) -> ParamsError:
+    return ParamsError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _allowed(section: type[BaseModel] | None) -> list[str]:
@@ -171,7 +171,7 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return section
 
 
-def _describe(error: dict[str, Any], prefix: tuple[Any, ...] = (), schema: type[BaseModel] | None = None) -> str:
+def describe(error: dict[str, Any], prefix: tuple[Any, ...] = (), schema: type[BaseModel] | None = None) -> str:
     loc = prefix + tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
@@ -208,44 +208,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _check_models(params: Params) -> list[str]:
-    """Each compared architecture has a model file and a valid section under `model:`."""
-    from vaebench.models import architectures, config_class
-
-    known = architectures()
-    problems = [
-        f"compare.archs: {arch!r} has no model file; allowed: {', '.join(known)} (src/vaebench/models/<arch>.py)"
-        for arch in params.compare.archs
-        if arch not in known
-    ]
-    problems += [
-        f"model.{arch}: missing; every compared architecture needs its section"
-        for arch in params.compare.archs
-        if arch in known and arch not in params.model
-    ]
-    for arch, section in params.model.items():
-        if arch not in known:
-            problems.append(f"model.{arch}: no model file for it; allowed: {', '.join(known)}")
-            continue
-        schema = config_class(arch)
-        try:
-            schema.model_validate(section)
-        except ValidationError as exc:
-            problems += [_describe(e, ("model", arch), schema) for e in exc.errors()]
-    return problems
-
-
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source} is empty or not a mapping of sections (compare, data, model, ...)")
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
-        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems)) from None
-    problems = _check_models(params)
-    if problems:
-        raise ParamsError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise invalid(source, [describe(e) for e in exc.errors()]) from None
     return params
 
 

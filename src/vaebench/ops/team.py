@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vaebench.errors import StageError
+from vaebench.core.errors import StageError
 
 HOST = "127.0.0.1"
 ARTIFACT_BUCKET, DVC_BUCKET = "mlflow-artifacts", "dvc-remote"

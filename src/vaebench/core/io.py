@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vaebench.errors import StageError
+import yaml
+
+from vaebench.core.errors import StageError
 
 
 def process_alive(pid: int) -> bool:
@@ -80,15 +83,33 @@ def write_json(target: str | Path, data: Any, sort_keys: bool = True) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
-def producer(path: Path) -> str:
-    """The DVC stage that writes `path` (relative or absolute), for the hint in an error message."""
+def _out_pattern(template: str) -> re.Pattern[str]:
+    """A dvc.yaml out (`models/vae/${item.arch}-${item.seed}`) as a regex for it and anything inside it."""
+    parts = re.split(r"\$\{item\.(\w+)\}", template)
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+?)" for i, p in enumerate(parts))
+    return re.compile(f"{regex}(?:/.*)?")
+
+
+def producer(path: Path, dvc_yaml: Path = Path("dvc.yaml")) -> str:
+    """The DVC stage that writes `path` (relative or absolute), read from dvc.yaml (a matrix stage as
+    train@mlp-0), for the hint in an error message."""
+    try:
+        declared = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return "<the stage that writes it>"
+    outs = [
+        (name, stage, _out_pattern(next(iter(out)) if isinstance(out, dict) else out))
+        for name, stage in declared.items()
+        for out in (o for key in ("outs", "metrics", "plots") for o in stage.get(key) or [])
+    ]
     parts = Path(path).parts
-    for i, part in enumerate(parts[:-1]):
-        if (part, parts[i + 1]) in {("models", "vae"), ("metrics", "eval")} and i + 2 < len(parts):
-            stage = "train" if part == "models" else "evaluate"
-            return f"{stage}@{Path(parts[i + 2]).stem}"
-    stages = {"raw": "download", "processed": "normalize", "judge": "judge", "judge.json": "judge", "figures": "render"}
-    return next((stages[p] for p in reversed(parts) if p in stages), "<the stage that writes it>")
+    for start in range(len(parts)):  # the path as given, then without its leading folders
+        tail = Path(*parts[start:]).as_posix()
+        for name, stage, pattern in outs:
+            if match := pattern.fullmatch(tail):
+                keys = list(stage.get("matrix") or {})
+                return f"{name}@{'-'.join(match[k] for k in keys)}" if keys else name
+    return "<the stage that writes it>"
 
 
 def unreadable(path: Path, reason: object) -> StageError:

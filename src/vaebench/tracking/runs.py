@@ -1,8 +1,7 @@
-"""MLflow: where the store lives, one run per (architecture, seed), and honest run status.
+"""MLflow runs: one per (architecture, seed), one per comparison, and honest run status.
 
-The store is `MLFLOW_TRACKING_URI` when set; otherwise SQLite `mlflow.db` with artifacts in
-`mlartifacts/`, both at the repository root. DVC sets `DVC_ROOT` to that root for stage commands,
-also in the temporary copy that `dvc exp run --queue` runs in, where a relative path would be lost.
+The store is `vaebench.tracking.store`'s; a run whose process died is closed FAILED by the next
+stage that would have written it, and SIGTERM/SIGINT end a run KILLED.
 """
 
 from __future__ import annotations
@@ -29,20 +28,13 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from vaebench import environment
-from vaebench.environment import check_tracking_server, tracking_uri
-from vaebench.errors import Terminated
-from vaebench.io import process_alive
-from vaebench.ui import share_grouped_view
+from vaebench.core.errors import Terminated
+from vaebench.core.io import process_alive
+from vaebench.tracking.store import check_tracking_server, local_artifacts, sqlite_path, tracking_uri
+from vaebench.tracking.ui import share_grouped_view
 
-if TYPE_CHECKING:  # torch is imported where a model is logged: the report stage needs no torch
+if TYPE_CHECKING:
     import torch
-
-    from vaebench.models.base import VAE
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def use_experiment(name: str) -> str:
@@ -54,7 +46,7 @@ def use_experiment(name: str) -> str:
     uri = tracking_uri()
     check_tracking_server(uri)
     mlflow.set_tracking_uri(uri)
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     with FileLock(f"{db}.lock") if db else nullcontext():
         if db:
             with closing(sqlite3.connect(db)) as connection:
@@ -63,7 +55,7 @@ def use_experiment(name: str) -> str:
         if experiment is None:
             # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns
             # relative to whatever directory the first run happened to start in.
-            location = (environment.repo_root() / "mlartifacts").as_uri() if db else None
+            location = local_artifacts().as_uri() if db else None
             mlflow.create_experiment(name, artifact_location=location)
             experiment = mlflow.get_experiment_by_name(name)
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
@@ -150,9 +142,9 @@ def find_run(run_id: str) -> bool:
     return True
 
 
-def add_to_run(run_id: str, metrics: dict[str, float] = {}, artifacts: dict[Path, str] = {}) -> None:  # noqa: B006
-    """Add figures to a finished training run without reopening it, so its end time (the
-    'Duration' column) stays the training's. `artifacts` maps a file to its artifact folder."""
+def add_to_run(run_id: str, metrics: dict[str, float]) -> None:
+    """Add metrics to a finished training run without reopening it, so its end time (the
+    'Duration' column) stays the training's."""
     if not find_run(run_id):
         return
     client = MlflowClient()
@@ -160,8 +152,6 @@ def add_to_run(run_id: str, metrics: dict[str, float] = {}, artifacts: dict[Path
     items = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
     for start in range(0, len(items), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=items[start : start + 1000])
-    for path, folder in artifacts.items():
-        client.log_artifact(run_id, str(path), artifact_path=folder)
 
 
 def log_training_data(images: torch.Tensor, digest: str, source: str) -> None:
@@ -186,30 +176,3 @@ def log_comparison(per_seed: Any, summary: Any, files: list[Path], run_ids: dict
             mlflow.log_artifact(str(path), artifact_path="figures" if path.suffix == ".png" else None)
     share_grouped_view(run.info.experiment_id)
     return run.info.run_id
-
-
-def log_torch_model(model: VAE, example: torch.Tensor) -> None:
-    """The trained model as the run's LoggedModel: a reconstructor, served by `mlflow models serve`.
-
-    MLflow 3's default `pt2` format is a torch.export graph, not a pickle, so loading it runs no
-    code of ours; it traces forward() on `example`. Requirements are given because pip inference
-    needs the network. The VAE itself (encode/decode) is `vaebench.load_model("models/vae/<arch>-<seed>")`.
-    """
-    import mlflow.pytorch
-    import numpy as np
-    import torch
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    from vaebench.models.base import Reconstructor
-
-    images = TensorSpec(np.dtype(np.float32), (-1, 1, 28, 28))
-    signature = ModelSignature(inputs=Schema([images]), outputs=Schema([images]))
-    mlflow.pytorch.log_model(
-        Reconstructor(model.cpu()).eval(),
-        name="model",
-        signature=signature,
-        input_example=example.cpu().numpy(),
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        serialization_format="pt2",
-    )

@@ -1,6 +1,6 @@
 """The split tensors on disk (data/processed/<split>.pt): written by normalize, read by the rest.
 
-Separate from data.py so that stages which only read splits do not import torchvision.
+Separate from mnist.py so that stages which only read splits do not import torchvision.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import torch
 
-from vaebench.io import atomic_path, unreadable
+from vaebench.core.io import atomic_path, unreadable
 
-SPLITS = ("train", "val", "test")
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaebench.io import unreadable
+from vaebench.core.io import unreadable
 
 
 class Judge(nn.Module):
@@ -73,13 +73,13 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float((probs.argmax(1) == labels.cpu()).double().mean())
 
 
-def reference_figures(judge: Judge, test_images: torch.Tensor, test_labels: torch.Tensor) -> dict[str, float]:
+def reference_metrics(judge: Judge, test_images: torch.Tensor, test_labels: torch.Tensor) -> dict[str, float]:
     """The judge's figures for real data: the bounds that the VAEs' figures are read against.
 
     Test-set halves are random (MNIST's test set is ordered: its first 5,000 digits come from
     other writers); noise is uniform pixels, seeded.
     """
-    from vaebench.quality import class_figures, frechet_distance
+    from vaebench.evaluation.quality import class_metrics, frechet_distance
 
     features, probs = judge_outputs(judge, test_images)
     halves = torch.randperm(len(features), generator=torch.Generator().manual_seed(0)).chunk(2)
@@ -88,7 +88,7 @@ def reference_figures(judge: Judge, test_images: torch.Tensor, test_labels: torc
         "test_accuracy": accuracy(probs, test_labels),
         "fid_test_halves": frechet_distance(features[halves[0]], features[halves[1]]),
         "fid_test_vs_noise": frechet_distance(features, judge_outputs(judge, noise)[0]),
-        **{f"test_{k}": v for k, v in class_figures(probs).items()},
+        **{f"test_{k}": v for k, v in class_metrics(probs).items()},
     }
 
 

@@ -55,9 +55,9 @@ def softplus(logits: torch.Tensor) -> torch.Tensor:
 def reconstruction(logits: torch.Tensor, x: torch.Tensor, kind: Recon) -> torch.Tensor:
     """-log p(x|z) per image, summed over pixels (leading dims kept).
 
-    bce: Bernoulli likelihood on the logits, softplus(l) - x l: the seed's Sigmoid + BCE, stable
+    bce: Bernoulli likelihood on the logits, softplus(l) - x l: the original recipe's Sigmoid + BCE, stable
     for any logit (binary_cross_entropy_with_logits computes the same, through the slow log1p).
-    mse: the seed's summed squared error on sigmoid(logits), i.e. a Gaussian with variance 1/2
+    mse: the original recipe's summed squared error on sigmoid(logits), i.e. a Gaussian with variance 1/2
     without its constant (784 * log(pi) / 2 = 448.7 nats per image).
     """
     if kind == "bce":

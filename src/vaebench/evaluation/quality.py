@@ -31,7 +31,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_covmean)
 
 
-def class_figures(probs: torch.Tensor) -> dict[str, float]:
+def class_metrics(probs: torch.Tensor) -> dict[str, float]:
     """How the judge spreads images over the 10 digits.
 
     digits_present: classes that get at least 1% of the images (10 = all digits are generated);

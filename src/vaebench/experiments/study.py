@@ -16,11 +16,11 @@ from typing import Any
 
 import pandas as pd
 
-from vaebench.errors import StageError
-from vaebench.io import atomic_path, write_text
+from vaebench.core.errors import StageError
+from vaebench.core.io import atomic_path, write_text
 
 SWEPT = {"loss.kl_weight", "compare.seeds"}  # plus model.<arch>.latent: what a study may vary
-FIGURES = ("kl", "recon", "neg_elbo", "nll_iwae", "fid")
+METRICS = ("kl", "recon", "neg_elbo", "nll_iwae", "fid")
 CODE = ("src/", "stages/")
 
 
@@ -104,7 +104,7 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
                 "latent": e.params["model"][arch]["latent"],
                 "n_seeds": len(e.params["compare"]["seeds"]),
             }
-            for name in FIGURES:  # one seed has no interval: NaN, which matplotlib skips
+            for name in METRICS:  # one seed has no interval: NaN, which matplotlib skips
                 summary = figures.get(name) or {}
                 row[name] = _number(summary.get("mean"))
                 row[f"{name}_ci95"] = _number(summary.get("ci95"))
@@ -114,13 +114,12 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
 
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """The points as study.md prints them: each metric as `mean ± half-width`, rounded as compare.md is."""
-    from vaebench.report import interval
+    from vaebench.comparison.report import interval
 
     rows = table.sort_values(["arch", "latent", "beta"])
-    cells = {name: [interval(r[name], r[f"{name}_ci95"]) for _, r in rows.iterrows()] for name in FIGURES}
-    return pd.DataFrame(
-        {**{k: rows[k].to_list() for k in ("experiment", "arch", "beta", "latent", "n_seeds")}, **cells}
-    )
+    cells = {name: [interval(r[name], r[f"{name}_ci95"]) for _, r in rows.iterrows()] for name in METRICS}
+    swept = {"experiment": rows["experiment"], "arch": rows["arch"], "beta": [f"{b:g}" for b in rows["beta"]]}
+    return pd.DataFrame({**swept, "latent": rows["latent"], "n_seeds": rows["n_seeds"], **cells}).reset_index(drop=True)
 
 
 def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str], figures: list[str]) -> str:
@@ -144,7 +143,7 @@ def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str]
 
 
 def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev: str | None = None) -> pd.DataFrame:
-    from vaebench.study_figures import save_rate_distortion, save_sweep
+    from vaebench.experiments.study_figures import save_rate_distortion, save_sweep
 
     baseline, experiments = read_experiments(repo, rev)
     candidates = [baseline, *experiments]
@@ -173,7 +172,7 @@ def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev
 def _log(out: Path, baseline: Experiment) -> None:
     import mlflow
 
-    from vaebench.tracking import provenance_tags, tracked_run, use_experiment
+    from vaebench.tracking.runs import provenance_tags, tracked_run, use_experiment
 
     use_experiment(baseline.params["mlflow"]["experiment"])
     with tracked_run(run_name="study", tags=provenance_tags("study", role="study")):

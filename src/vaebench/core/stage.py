@@ -5,20 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from vaebench.errors import StageError, Terminated
-
-
-def arch_and_seed(description: str | None) -> tuple[str, int]:
-    """The two arguments of a matrix stage (`train.py mlp 0`), the architecture checked by name."""
-    import argparse
-
-    from vaebench.models import architectures
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("arch", choices=architectures())
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
-    return args.arch, args.seed
+from vaebench.core.errors import StageError, Terminated
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -39,7 +26,7 @@ def run_stage(main: Callable[[], None]) -> None:
         sys.exit(143)
     except Exception as exc:
         if type(exc).__module__.startswith("mlflow"):  # the server went away mid-run, say
-            from vaebench.environment import tracking_uri
+            from vaebench.tracking.store import tracking_uri
 
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             sys.exit(f"error: MLflow at {tracking_uri()} failed: {first_line}; outputs left as they were")

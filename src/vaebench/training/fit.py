@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
-from vaebench.errors import StageError
-from vaebench.loss import Recon, vae_loss
+from vaebench.core.errors import StageError
+from vaebench.core.params import Params, Schedule
 from vaebench.models.base import VAE
-from vaebench.params import Params, Schedule
+from vaebench.training.loss import Recon, vae_loss
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})  # where torch.optim.Adam(fused=True) has a kernel
@@ -30,7 +30,7 @@ class NonFiniteLossError(StageError):
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Per-image figures of one epoch: the row of metrics/train/<arch>.csv and the MLflow metrics."""
+    """Per-image losses of one epoch: a row of metrics/train/<arch>-<seed>.csv and the MLflow metrics."""
 
     epoch: int
     train_loss: float

@@ -1,4 +1,4 @@
-"""The checks of this machine that can fail cheaply: the MNIST mirror, the device, the tracking server.
+"""The checks of this machine that can fail cheaply: the repository root, the MNIST mirror, the device.
 
 Import-light (no torch at import time, no MLflow), so the `validate` stage and every stage's first
 lines can run them before any output is touched or any heavy library loads.
@@ -7,18 +7,15 @@ lines can run them before any output is touched or any heavy library loads.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from vaebench.errors import StageError
+from vaebench.core.errors import StageError
 
 if TYPE_CHECKING:
     import torch
 
-HEALTH_TIMEOUT_S = 5
 DEVICES = "auto, cpu, cuda, mps"
 
 
@@ -66,23 +63,3 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"runtime.device = 'mps' but MPS is not available; allowed: {DEVICES}")
     return torch.device(name)
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def check_tracking_server(uri: str) -> None:
-    """A tracking server that does not answer its /health within seconds stops the stage at once
-    (MLflow's own client would retry for minutes, then print a traceback)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S) as response:
-            response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StageError(
-            f"MLflow tracking server {uri} does not answer ({reason}): start it, or unset MLFLOW_TRACKING_URI"
-            " to use the local mlflow.db"
-        ) from None

@@ -1,4 +1,5 @@
-"""Figures: torchvision's make_grid/save_image for image grids, matplotlib where axes need labels."""
+"""Figures (PNG): torchvision's make_grid/save_image for image grids, matplotlib where axes need labels;
+the render stage's set of them at the end."""
 
 from __future__ import annotations
 
@@ -12,19 +13,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
 from torchvision.utils import make_grid, save_image
 
+from vaebench.comparison.grids import originals_over_reconstructions
+from vaebench.core import paths
+from vaebench.core.io import unreadable
+from vaebench.core.paths import arch_figure
+from vaebench.models import load_model
 from vaebench.models.base import VAE
-
-
-def originals_over_reconstructions(images: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
-    """One grid image: the originals on the top row, their reconstructions below (the seed's 2xN)."""
-    return make_grid(torch.cat([images.cpu(), recons.cpu()]), nrow=len(images), pad_value=1.0)
-
-
-def to_pil(grid: torch.Tensor) -> Image.Image:
-    return Image.fromarray(grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
 
 
 def save_reconstructions(model: VAE, images: torch.Tensor, path: Path) -> None:
@@ -32,13 +28,13 @@ def save_reconstructions(model: VAE, images: torch.Tensor, path: Path) -> None:
 
 
 def save_prior_samples(model: VAE, path: Path, n: int = 64, mean: float = 0.0, std: float = 1.0, seed: int = 0) -> None:
-    """Decode z ~ N(mean, std^2 I): N(0, I) is the prior; other values show the seed's knob."""
+    """Decode z ~ N(mean, std^2 I): N(0, I) is the prior; other values show the original recipe's knob."""
     samples = model.sample(n, seed, mean, std)
     save_image(samples.cpu(), path, nrow=int(n**0.5) or 1, pad_value=1.0)
 
 
 def save_progress_montage(snapshots: dict[str, torch.Tensor], path: Path, title: str) -> None:
-    """The originals, then one row of reconstructions per snapshot epoch (the seed's sequence)."""
+    """The originals, then one row of reconstructions per snapshot epoch (the original recipe's sequence)."""
     epochs = snapshots["epochs"].tolist()
     rows = torch.cat([snapshots["images"], snapshots["recons"].flatten(0, 1)])
     grid = make_grid(rows, nrow=len(snapshots["images"]), pad_value=1.0)
@@ -115,3 +111,44 @@ def save_interpolations(model: VAE, starts: torch.Tensor, ends: torch.Tensor, pa
     weights = torch.linspace(0, 1, steps, device=z_start.device).view(1, steps, 1)
     z = z_start.unsqueeze(1) * (1 - weights) + z_end.unsqueeze(1) * weights
     save_image(model.decode(z.flatten(0, 1)).cpu(), path, nrow=steps, pad_value=1.0)
+
+
+# Interpolation pairs: 0->1, 2->3, ..., 8->9, and 1->7, 4->9, 3->8 (digits that look alike).
+PAIRS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (1, 7), (4, 9), (3, 8)]
+
+
+def one_test_digit_per_class(images: torch.Tensor, labels: torch.Tensor, skip: int = 0) -> torch.Tensor:
+    """The (skip+1)-th test image of each digit 0-9: fixed, and every class is shown."""
+    return torch.stack([images[(labels == digit).nonzero()[skip, 0]] for digit in range(10)])
+
+
+def read_curve(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise unreadable(path, exc) from None
+
+
+def render_all(archs: list[str], seeds: list[int], images: torch.Tensor, labels: torch.Tensor, out: Path) -> None:
+    """The loss curves of every seed and each architecture's figures of its first seed, into `out`."""
+    curves = {arch: [read_curve(paths.train_curve(arch, seed)) for seed in seeds] for arch in archs}
+    save_loss_curves(curves, out / paths.LOSS_CURVES.name)
+    for arch in archs:
+        render_architecture(arch, seeds[0], images, labels, out)
+
+
+def render_architecture(arch: str, seed: int, images: torch.Tensor, labels: torch.Tensor, out: Path) -> None:
+    """Every one of paths.ARCH_FIGURES for the trained model models/vae/<arch>-<seed>, into `out`."""
+    model = load_model(paths.model_dir(arch, seed))
+    digits = one_test_digit_per_class(images, labels)
+    starts = torch.stack([digits[a] for a, _ in PAIRS])
+    ends = torch.stack([one_test_digit_per_class(images, labels, skip=1)[b] for _, b in PAIRS])
+    save_reconstructions(model, digits, arch_figure(arch, "reconstructions", out))
+    save_prior_samples(model, arch_figure(arch, "samples", out), seed=seed)
+    snapshots = torch.load(paths.model_dir(arch, seed) / "snapshots.pt", weights_only=True)
+    save_progress_montage(snapshots, arch_figure(arch, "progress", out), title=f"{arch}: reconstructions by epoch")
+    means = model.encode_means(images)
+    save_latent_map(means, labels, arch_figure(arch, "latent_map", out), title=f"{arch}: test set latent means")
+    save_interpolations(model, starts, ends, arch_figure(arch, "interpolations", out))
+    if model.latent == 2:
+        save_manifold(model, arch_figure(arch, "manifold", out))

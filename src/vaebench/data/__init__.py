@@ -1,0 +1,1 @@
+"""MNIST: download through torchvision, normalize into splits, load and binarize them."""

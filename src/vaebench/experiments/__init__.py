@@ -1,0 +1,1 @@
+"""Across DVC experiments: the study of a sweep and the literature's protocol."""

@@ -1,0 +1,1 @@
+"""Apart from the pipeline: the team stack on loopback."""

@@ -1,0 +1,1 @@
+"""MLflow: the store, runs, what each stage logs, the UI's addresses."""

@@ -1,0 +1,1 @@
+"""The training loop, the loss, and the train stage's run."""

@@ -1,0 +1,76 @@
+"""One training run of the pipeline (stage train@<arch>-<seed>): the data, the model, the MLflow run,
+the fit, and the files it leaves: models/vae/<arch>-<seed>/ (config.json, weights.pt, snapshots.pt,
+run.json) and metrics/train/<arch>-<seed>.csv, each written atomically."""
+
+from __future__ import annotations
+
+import time
+
+import mlflow
+import pandas as pd
+import torch
+
+from vaebench.comparison.grids import originals_over_reconstructions, to_pil
+from vaebench.core import paths
+from vaebench.core.io import atomic_path, write_json
+from vaebench.core.params import Params, flat_params
+from vaebench.data.splits import binarized, load_split, processed_digest
+from vaebench.models import build_model, count_parameters, save_model
+from vaebench.tracking.model import log_torch_model
+from vaebench.tracking.runs import log_training_data, provenance_tags, tracked_run
+from vaebench.training.fit import EpochMetrics, Recipe, fit
+
+SNAPSHOT_IMAGES = 5  # the original recipe's 2x5 progress grid
+
+
+class Snapshots:
+    """Reconstructions of a few fixed validation images at the snapshot epochs: an image slider
+    in MLflow, and snapshots.pt for the progress montage that `render` draws."""
+
+    def __init__(self, images: torch.Tensor, epochs: list[int]) -> None:
+        self.images, self.epochs, self.recons = images.clone(), epochs, []  # a clone: not the whole split
+
+    def __call__(self, model: torch.nn.Module, metrics: EpochMetrics) -> None:
+        mlflow.log_metrics({k: v for k, v in metrics.as_dict().items() if k != "epoch"}, step=metrics.epoch)
+        if metrics.epoch in self.epochs:
+            self.recons.append(model.reconstruct(self.images))
+            grid = originals_over_reconstructions(self.images, self.recons[-1])
+            mlflow.log_image(to_pil(grid), key="reconstructions", step=metrics.epoch)
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {"epochs": torch.tensor(self.epochs), "images": self.images.cpu(), "recons": torch.stack(self.recons)}
+
+
+def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -> None:
+    """Fit `arch` with `seed` as one MLflow run; write its model folder and loss curve only when it succeeds."""
+    train_images, _ = load_split(paths.PROCESSED, "train", device)
+    val_images, _ = load_split(paths.PROCESSED, "val", device)
+    if params.data.binarize:
+        val_images = binarized(val_images, params.data.seed)
+    model = build_model(arch, params.model[arch])
+    if params.data.standardize_input:
+        model.set_input_standardization(train_images.mean().item(), train_images.std().item())
+    model.to(device)
+    snapshots = Snapshots(val_images[:SNAPSHOT_IMAGES], params.train.snapshots())
+    name = paths.run_name(arch, seed)
+
+    with (
+        atomic_path(paths.model_dir(arch, seed)) as model_dir,
+        atomic_path(paths.train_curve(arch, seed)) as curve,
+        tracked_run(run_name=name, tags=provenance_tags(f"train@{name}", arch=arch, seed=str(seed))) as run,
+    ):
+        mlflow.log_params(
+            {**flat_params(params, arch, seed), "n_params": count_parameters(model), "device": str(device)}
+        )
+        log_training_data(train_images, processed_digest(), source=str(paths.PROCESSED / "train.pt"))
+        start = time.perf_counter()
+        recipe = Recipe.from_params(params, seed, device)
+        history = fit(model, train_images, val_images, recipe, on_epoch=lambda metrics: snapshots(model, metrics))
+        seconds = time.perf_counter() - start
+        mlflow.log_metric("train_seconds", seconds)
+        save_model(model, model_dir)
+        torch.save(snapshots.as_dict(), model_dir / "snapshots.pt")
+        write_json(model_dir / "run.json", {"run_id": run.info.run_id, "train_seconds": round(seconds, 2)})
+        pd.DataFrame([m.as_dict() for m in history]).to_csv(curve, index=False, float_format="%.5f")
+        log_torch_model(model, snapshots.images[:2])
+    print(f"{name}: {params.train.epochs} epochs in {seconds:.1f}s on {device}; MLflow run {run.info.run_id}")
