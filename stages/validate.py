@@ -17,13 +17,13 @@ from vaebench.core.params import load_params
 from vaebench.core.stage import run_stage
 from vaebench.models import architectures, check_model_params
 from vaebench.tracking.store import check_tracking_server, tracking_uri
+from vaebench.training.budget import check_budget
 
 
 def main() -> None:
     params = check_model_params(load_params(paths.PARAMS))
+    check_budget(params, resolve_device(params.runtime.device))
     mnist_mirror()
-    if params.runtime.device != "auto":
-        resolve_device(params.runtime.device)
     check_tracking_server(tracking_uri())
     for stale in paths.stale_run_outputs(params.compare.archs, params.compare.seeds, architectures()):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,15 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path)
 
 
 def test_a_missing_or_corrupt_input_names_the_file_and_the_fix(tmp_path: Path) -> None:
-    (tmp_path / "run.json").write_text("{truncated")
-    with pytest.raises(StageError, match=r"run\.json is unreadable \(.*\): restore it with `dvc checkout"):
-        read_json(tmp_path / "run.json")
+    run_json = tmp_path / "models" / "vae" / "mlp-0" / "run.json"  # inside a train stage's output
+    run_json.parent.mkdir(parents=True)
+    run_json.write_text("{truncated")
+    fix = "restore it with `dvc checkout --force models/vae/mlp-0` or rebuild it with `dvc repro -f train@mlp-0`"
+    with pytest.raises(StageError, match=rf"run\.json is unreadable \(.*\): {re.escape(fix)}$"):
+        read_json(run_json)
+    curve = tmp_path / "metrics" / "eval" / "cnn-2.json"  # cache: false, so git has it, not DVC's cache
+    with pytest.raises(StageError, match=re.escape("`git checkout -- metrics/eval/cnn-2.json` or rebuild it with")):
+        read_json(curve)
     with pytest.raises(StageError, match=r"missing\.json is missing"):
         read_json(tmp_path / "missing.json")
 

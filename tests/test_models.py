@@ -221,3 +221,23 @@ def test_broken_model_directories_name_the_file(tmp_path) -> None:
     (model_dir / "config.json").unlink()
     with pytest.raises(StageError, match=r"mlp-0/config\.json is missing: restore it with `dvc checkout"):
         load_model(model_dir)
+
+
+def test_weights_that_are_not_plain_tensors_or_do_not_fit_are_named(tmp_path) -> None:
+    import datetime
+    import json
+
+    model_dir = tmp_path / "models" / "vae" / "mlp-0"
+    save_model(build_model("mlp", hidden=8, latent=2), model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["config"]["hidden"] = 9  # edited by hand, or copied from another run
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        StageError,
+        match=r"config\.json is unreadable \(config\.hidden = 9 does not fit weights\.pt, trained with hidden = 8\)",
+    ):
+        load_model(model_dir)
+    torch.save({"when": datetime.datetime(2020, 1, 1)}, model_dir / "weights.pt")  # a pickle, not tensors
+    with pytest.raises(StageError, match=r"weights\.pt is not plain tensor data .*it was not loaded") as error:
+        load_model(model_dir)
+    assert "weights_only=False" not in str(error.value)

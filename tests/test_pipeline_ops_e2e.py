@@ -4,6 +4,7 @@ remote, a remote MLflow tracking server and its UI. Runs after test_pipeline_e2e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -41,6 +42,18 @@ def repro_fails(project: Path, *args: str, **env: str) -> str:
         ({"model": {"cnn.channels": [16, 32]}}, r"model\.cnn\.channels = \[16, 32\]: three channel counts are needed"),
         ({"mlflow": {"experiment": ""}}, r"mlflow\.experiment = ''"),
         ({"runtime": {"device": "cuda"}}, r"runtime\.device = 'cuda' but no CUDA device is available"),
+        (
+            {"compare": {"seeds": [10**12]}},
+            r"compare\.seeds\.0 = 1000000000000: Input should be less than or equal to 4294967295",
+        ),
+        (
+            {"model": {"mlp.hidden": 10**9}},
+            r"model\.mlp: 1,630,000,000,824 parameters need at least [\d,]+ [GP]iB to train",
+        ),
+        (
+            {"train": {"epochs": 10**12}},
+            r"train\.epochs = 1000000000000: training mlp .* would take at least [\d,]+ years",
+        ),
     ],
 )
 def test_bad_param_under_dvc_repro_loses_nothing(
@@ -90,9 +103,158 @@ def test_corrupt_model_fails_naming_the_file_and_keeps_the_figures(project: Path
     finally:
         run(project, "dvc", "checkout", "-f", "models/vae/mlp-0")
     assert "error: models/vae/mlp-0/weights.pt is unreadable" in output, output
-    assert "`dvc checkout models/vae/mlp-0` or rebuild it with `dvc repro -f train@mlp-0`" in output
+    assert "`dvc checkout --force models/vae/mlp-0` or rebuild it with `dvc repro -f train@mlp-0`" in output
     assert "Traceback" not in output
     assert output_hashes(project) == before
+
+
+def _pickle_with_an_object(path: Path) -> None:
+    """A weights file that holds more than tensors (here a harmless datetime; it could be code)."""
+    code = "import datetime, sys, torch; torch.save({'when': datetime.datetime(2020, 1, 1)}, sys.argv[1])"
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+
+
+def _set_hidden(path: Path) -> None:
+    config = json.loads(path.read_text())
+    config["config"]["hidden"] = 300
+    path.write_text(json.dumps(config))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize(
+    ("broken", "damage", "stage", "message", "restore"),
+    [
+        ("models/vae/mlp-0/weights.pt", _pickle_with_an_object, "evaluate@mlp-0",
+         r"weights\.pt is not plain tensor data \(it holds pickled objects, which can run code\): it was not loaded",
+         "dvc checkout --force models/vae/mlp-0"),
+        ("models/vae/mlp-0/config.json", _set_hidden, "evaluate@mlp-0",
+         r"config\.json is unreadable \(config\.hidden = 300 does not fit weights\.pt, trained with hidden = 400\)",
+         "dvc checkout --force models/vae/mlp-0"),
+        ("models/vae/mlp-0/snapshots.pt", _truncate, "render", r"snapshots\.pt is unreadable",
+         "dvc checkout --force models/vae/mlp-0"),
+        ("data/processed/test.pt", _truncate, "evaluate@mlp-0", r"data/processed/test\.pt is unreadable",
+         "dvc checkout --force data/processed"),
+    ],
+)  # fmt: skip
+def test_a_broken_input_is_one_line_whose_restore_command_works(
+    project: Path, first_repro: str, broken: str, damage, stage: str, message: str, restore: str
+) -> None:
+    before = output_hashes(project)
+    damage(project / broken)
+    try:
+        output = repro_fails(project, "-f", "-s", stage)
+        assert re.search(message, output) and "Traceback" not in output, output
+        assert "weights_only=False" not in output  # torch's advice, the one thing not to do with such a file
+        assert f"restore it with `{restore}`" in output, output
+        run(project, *restore.split())  # the command the message gives works as given
+    finally:
+        run(project, "dvc", "checkout", "--force", str(Path(broken).parent))
+    assert output_hashes(project) == before
+
+
+def test_a_broken_store_stops_training_in_one_line(project: Path, first_repro: str, tmp_path: Path) -> None:
+    """The store (and its WAL files) moved aside, a file that is no database in its place."""
+    files = [p for p in project.glob("mlflow.db*") if p.name != "mlflow.db.lock"]
+    for path in files:
+        path.rename(tmp_path / path.name)
+    before = output_hashes(project)
+    (project / "mlflow.db").write_bytes(b"not an SQLite file, " * 200)
+    try:
+        output = repro_fails(project, "-f", "-s", "train@mlp-0")
+    finally:
+        for path in project.glob("mlflow.db*"):
+            if path.name != "mlflow.db.lock":
+                path.unlink()
+        for path in files:
+            (tmp_path / path.name).rename(path)
+    assert re.search(r"the MLflow store .*mlflow\.db cannot be used .*move it aside", output), output
+    assert "Traceback" not in output and output_hashes(project) == before
+
+
+def test_a_copied_checkout_does_not_write_into_the_original(project: Path, first_repro: str, tmp_path: Path) -> None:
+    """`cp -a`: the copy's store names the original's mlartifacts/; training there is refused in one line."""
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    artifacts = sorted(p for p in (project / "mlartifacts").rglob("*"))
+    before = output_hashes(copy)
+    output = repro_fails(copy, "-f", "-s", "train@mlp-0")
+    assert "artifacts in " + (project / "mlartifacts").as_uri() + ", outside this repository" in output, output
+    assert "Traceback" not in output and output_hashes(copy) == before
+    assert sorted(p for p in (project / "mlartifacts").rglob("*")) == artifacts
+
+
+def _stage_processes(project: Path, script: str) -> list[int]:
+    """Pids of this project's processes running `script` (read from /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ours = proc.name.isdigit() and script in (proc / "cmdline").read_bytes().decode(errors="replace")
+            if ours and Path(os.readlink(proc / "cwd")) == project:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the orphan guard reads /proc (Linux)")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stage_whose_dvc_dies_replaces_nothing(project: Path, first_repro: str, signum: int) -> None:
+    """`kill` of `dvc` alone (not its process group): the stage notices, stops, its run ends KILLED."""
+    params = (project / "params.yaml").read_text()
+    before = output_hashes(project)
+    set_params(project, {"train": {"epochs": 500}})
+    process = subprocess.Popen(
+        ["dvc", "repro", "-s", "train@mlp-0"], cwd=project, env=tool_env(PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch   1/500"):
+                break
+        process.send_signal(signum)  # dvc only: the stage is left running, as after `kill <pid of dvc>`
+        process.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while _stage_processes(project, "stages/train.py") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _stage_processes(project, "stages/train.py"), "the orphaned stage kept running"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in _stage_processes(project, "stages/train.py"):
+            os.kill(pid, signal.SIGKILL)
+        (project / "params.yaml").write_text(params)
+    assert output_hashes(project) == before
+    assert_latest_training_run(project, "KILLED")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs, which needs root")
+def test_a_full_disk_is_one_line_and_the_run_ends_failed(project: Path, first_repro: str) -> None:
+    """metrics/train on a full 1 MB tmpfs: training ends with one line naming the place, run FAILED."""
+    curves = project / "metrics" / "train"
+    saved = {p.name: p.read_bytes() for p in curves.iterdir()}
+    before = output_hashes(project)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(curves)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        for name, data in saved.items():
+            (curves / name).write_bytes(data)
+        with contextlib.suppress(OSError), (curves / ".filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        output = repro_fails(project, "-f", "-s", "train@mlp-0")
+        (curves / ".filler").unlink()
+        assert re.search(r"error: the disk is full: writing .*metrics/train/mlp-0\.csv failed", output), output
+        assert "Traceback" not in output
+        assert {p.name: p.read_bytes() for p in curves.iterdir()} == saved
+    finally:
+        subprocess.run(["umount", str(curves)], check=True)
+    assert output_hashes(project) == before
+    assert_latest_training_run(project, "FAILED")
 
 
 def test_forgotten_venv_says_what_to_do_and_loses_nothing(project: Path, first_repro: str) -> None:

@@ -81,3 +81,16 @@ def test_the_report_stage_starts_without_torch() -> None:
     code += "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_metric_the_comparison_does_not_know_stops_it() -> None:
+    """Evaluation wrote `new_metric`, METRICS has no meaning or direction for it: said, not dropped."""
+    import pytest
+
+    from vaebench.core.errors import StageError
+
+    unknown = {
+        arch: {s: {**values, "new_metric": 1.0} for s, values in by_seed.items()} for arch, by_seed in CLEAR.items()
+    }
+    with pytest.raises(StageError, match=r"metrics not registered .*METRICS: new_metric \(cnn-0\)"):
+        aggregate(unknown)

@@ -60,3 +60,24 @@ def stop_workers(project: Path) -> None:
     for pid_file in (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.pid"):
         with contextlib.suppress(ValueError, ProcessLookupError):
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+
+
+def test_a_study_with_fewer_experiments_does_not_replace_the_one_there(project: Path, first_repro: str) -> None:
+    """`vaebench study` on a commit without the sweep (read out of order, say) would rewrite the
+    study from one experiment: it refuses in one line and writes nothing, unless asked with --force."""
+    study = project / "reports" / "study"
+    before = {p.name: p.read_bytes() for p in study.iterdir()}
+    assert len(set(pd.read_csv(study / "points.csv")["experiment"])) >= 3  # the sweep's study, above
+    client = mlflow_client(project)
+    experiment = client.get_experiment_by_name("vaebench")
+    studies = len(client.search_runs([experiment.experiment_id], filter_string="tags.role = 'study'"))
+    commit(project, "past the sweep")  # its experiments stay listed under the commit they were queued on
+    result = subprocess.run(["vaebench", "study"], cwd=project, env=tool_env(), capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.search(
+        r"reports/study/ holds a study of \d+ experiments and this one has 1 .*not replaced", result.stderr
+    )
+    assert {p.name: p.read_bytes() for p in study.iterdir()} == before
+    assert len(client.search_runs([experiment.experiment_id], filter_string="tags.role = 'study'")) == studies
+    run(project, "vaebench", "study", "--force", "--no-mlflow")
+    assert len(pd.read_csv(study / "points.csv")) == 2  # asked for: the baseline's two architectures

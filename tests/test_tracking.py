@@ -101,3 +101,43 @@ def test_unreachable_server_fails_in_seconds_naming_it() -> None:
     with pytest.raises(StageError, match=r"MLflow tracking server http://127\.0\.0\.1:9 does not answer"):
         check_tracking_server("http://127.0.0.1:9")
     assert time.perf_counter() - start < HEALTH_TIMEOUT_S + 5
+
+
+def test_a_store_copied_with_its_checkout_is_refused(store: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`cp -a repo copy`: the copy's runs would write artifacts into the original's mlartifacts/."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("copy") / "repo"
+    shutil.copytree(store, copy)
+    monkeypatch.setenv("DVC_ROOT", str(copy))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exports it
+    with pytest.raises(
+        StageError, match=rf"keeps experiment 'tests'.s artifacts in {store.as_uri()}/mlartifacts, outside"
+    ):
+        use_experiment("tests")
+
+
+def test_a_store_that_is_not_a_database_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    (tmp_path / "mlflow.db").write_bytes(b"not an SQLite file, " * 200)  # what a truncated download leaves
+    with pytest.raises(StageError, match=r"the MLflow store .*mlflow\.db cannot be used .*move it aside"):
+        use_experiment("tests")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind-mounts a folder read-only, which needs root")
+def test_a_read_only_store_is_one_line(store: Path, tmp_path_factory: pytest.TempPathFactory,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Root writes through file modes, so the store is made read-only the way a file system is."""
+    view = tmp_path_factory.mktemp("read-only")
+    if subprocess.run(["mount", "--bind", str(store), str(view)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        monkeypatch.setenv("DVC_ROOT", str(view))
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with pytest.raises(StageError, match=r"the MLflow store .*mlflow\.db cannot be used .*writable"):
+            use_experiment("tests")
+    finally:
+        subprocess.run(["umount", str(view)], check=True)

@@ -23,6 +23,7 @@ def _finite(text: str) -> float:
 def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench.comparison.render import save_prior_samples
     from vaebench.core.io import atomic_path
+    from vaebench.core.stage import run_stage
     from vaebench.models import load_model
 
     if not 1 <= args.n <= MAX_GENERATE or args.std < 0:
@@ -31,12 +32,27 @@ def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--out {args.out}: the extension must name an image format (.png, .jpg, ...)")
     if not args.out.resolve().parent.is_dir():
         parser.error(f"--out {args.out}: the folder {args.out.parent} does not exist")
-    model = load_model(args.model)
-    with atomic_path(args.out) as tmp:
-        save_prior_samples(
-            model, tmp.with_suffix(args.out.suffix), n=args.n, mean=args.mean, std=args.std, seed=args.seed
-        )
-    print(f"wrote {args.n} samples from {args.model} to {args.out}")
+
+    def write() -> None:
+        model = load_model(args.model)
+        with atomic_path(args.out) as tmp:
+            out = tmp.with_suffix(args.out.suffix)
+            save_prior_samples(model, out, n=args.n, mean=args.mean, std=args.std, seed=args.seed)
+        print(f"wrote {args.n} samples from {args.model} to {args.out}")
+
+    run_stage(write)  # a broken model folder is one line, not a traceback
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now (else its URLs would be someone else's)."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def server_runs_url(uri: str, experiment: str) -> str:
@@ -71,6 +87,8 @@ def ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     db = sqlite_path(uri)
     if db is None:
         parser.error(f"MLFLOW_TRACKING_URI={uri}: `vaebench ui` serves a sqlite:/// store or names an http(s) server")
+    if not port_is_free(args.port):
+        parser.exit(1, f"error: 127.0.0.1:{args.port} is in use (another MLflow UI?): choose a port with --port\n")
     base = f"http://127.0.0.1:{args.port}"
     found = experiment_id(db, args.experiment)
     if found is None:
@@ -87,7 +105,7 @@ def study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench.core.stage import run_stage
     from vaebench.experiments.study import run_study
 
-    run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow, rev=args.rev))
+    run_stage(lambda: run_study(args.out, log_to_mlflow=not args.no_mlflow, rev=args.rev, force=args.force))
 
 
 def protocol(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -139,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     s = commands.add_parser("study", help=f"gather the DVC experiments of a sweep into {paths.STUDY}/")
     s.add_argument("--out", type=Path, default=paths.STUDY)
     s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
+    s.add_argument("--force", action="store_true", help="replace a study in --out that has more experiments")
     s.add_argument("--rev", help="the commit the experiments were queued on, if not HEAD (`dvc exp show --rev`)")
     s.set_defaults(handler=study)
     p = commands.add_parser("protocol", help="dvc exp run with the literature's protocol (Burda et al. 2016)")

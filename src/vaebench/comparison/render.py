@@ -17,7 +17,7 @@ from torchvision.utils import make_grid, save_image
 
 from vaebench.comparison.grids import originals_over_reconstructions
 from vaebench.core import paths
-from vaebench.core.io import unreadable
+from vaebench.core.io import load_tensors, unreadable
 from vaebench.core.paths import arch_figure
 from vaebench.models import load_model
 from vaebench.models.base import VAE
@@ -145,8 +145,12 @@ def render_architecture(arch: str, seed: int, images: torch.Tensor, labels: torc
     ends = torch.stack([one_test_digit_per_class(images, labels, skip=1)[b] for _, b in PAIRS])
     save_reconstructions(model, digits, arch_figure(arch, "reconstructions", out))
     save_prior_samples(model, arch_figure(arch, "samples", out), seed=seed)
-    snapshots = torch.load(paths.model_dir(arch, seed) / "snapshots.pt", weights_only=True)
-    save_progress_montage(snapshots, arch_figure(arch, "progress", out), title=f"{arch}: reconstructions by epoch")
+    snapshots_path = paths.model_dir(arch, seed) / "snapshots.pt"
+    try:
+        title = f"{arch}: reconstructions by epoch"
+        save_progress_montage(load_tensors(snapshots_path), arch_figure(arch, "progress", out), title=title)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise unreadable(snapshots_path, f"not the snapshots the train stage writes: {exc!r}") from None
     means = model.encode_means(images)
     save_latent_map(means, labels, arch_figure(arch, "latent_map", out), title=f"{arch}: test set latent means")
     save_interpolations(model, starts, ends, arch_figure(arch, "interpolations", out))

@@ -11,6 +11,7 @@ the writer's pid in the temporary's name so that the next run can remove what a 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -18,12 +19,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vaebench.core.errors import StageError
+from vaebench.core.guardian import check_dvc_alive
 
 
 def process_alive(pid: int) -> bool:
@@ -35,6 +38,17 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+DISK_FULL = ("No space left on device", "unexpected pos", "file write failed")  # the OS's, torch.save's
+STORE_FULL = "database or disk is full"  # SQLite's, through MLflow
+
+
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC as the OS or torch.save's zip writer report it, writing a file."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    return any(text in str(exc) for text in DISK_FULL)
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -49,6 +63,21 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
 
 
 @contextmanager
+def _saying_where(target: Path) -> Iterator[None]:
+    """A full disk while writing `target` becomes one line naming it (torch.save only says "unexpected pos")."""
+    try:
+        yield
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        free = shutil.disk_usage(target.parent).free if target.parent.exists() else 0
+        raise StageError(
+            f"the disk is full: writing {target} failed ({free:,} bytes free on its file system); free space,"
+            " then rerun"
+        ) from None
+
+
+@contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it over `target`.
 
@@ -56,17 +85,20 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     replaces `target` in one rename. On error the temporary is removed and `target` is untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(target):
-        print(f"removed {stale}, left by an earlier run that was killed")
-    tmp_dir = tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    with _saying_where(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temporaries(target):
+            print(f"removed {stale}, left by an earlier run that was killed")
+        tmp_dir = tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_dir) / target.name
     try:
-        yield tmp
-        if target.is_dir() and not target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
-            os.replace(target, old / target.name)  # two renames: the directory is never half-deleted
-        os.replace(tmp, target)
+        with _saying_where(target):
+            yield tmp
+            check_dvc_alive()  # a stage whose dvc died replaces nothing: dvc.lock would not know
+            if target.is_dir() and not target.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+                os.replace(target, old / target.name)  # two renames: the directory is never half-deleted
+            os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if target.is_dir():
@@ -87,39 +119,75 @@ def _out_pattern(template: str) -> re.Pattern[str]:
     """A dvc.yaml out (`models/vae/${item.arch}-${item.seed}`) as a regex for it and anything inside it."""
     parts = re.split(r"\$\{item\.(\w+)\}", template)
     regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+?)" for i, p in enumerate(parts))
-    return re.compile(f"{regex}(?:/.*)?")
+    return re.compile(f"({regex})(?:/.*)?")
 
 
-def producer(path: Path, dvc_yaml: Path = Path("dvc.yaml")) -> str:
-    """The DVC stage that writes `path` (relative or absolute), read from dvc.yaml (a matrix stage as
-    train@mlp-0), for the hint in an error message."""
+@dataclass(frozen=True)
+class Producer:
+    """The stage that writes a path, the output it is in, and whether DVC caches that output."""
+
+    stage: str
+    out: str
+    cached: bool
+
+    def restore_hint(self) -> str:
+        """Commands that work as given: a cached output comes back from DVC's cache (--force: the
+        broken copy counts as a modification), a `cache: false` one from git."""
+        restore = f"dvc checkout --force {self.out}" if self.cached else f"git checkout -- {self.out}"
+        return f"restore it with `{restore}` or rebuild it with `dvc repro -f {self.stage}`"
+
+
+def producer(path: Path, dvc_yaml: Path = Path("dvc.yaml")) -> Producer | None:
+    """The DVC output holding `path` (relative or absolute) and its stage (a matrix stage as
+    train@mlp-0), read from dvc.yaml, for the hint in an error message."""
     try:
         declared = yaml.safe_load(dvc_yaml.read_text())["stages"]
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
-        return "<the stage that writes it>"
+        return None
     outs = [
-        (name, stage, _out_pattern(next(iter(out)) if isinstance(out, dict) else out))
+        (name, stage, _out_pattern(next(iter(out)) if isinstance(out, dict) else out), out)
         for name, stage in declared.items()
         for out in (o for key in ("outs", "metrics", "plots") for o in stage.get(key) or [])
     ]
     parts = Path(path).parts
     for start in range(len(parts)):  # the path as given, then without its leading folders
         tail = Path(*parts[start:]).as_posix()
-        for name, stage, pattern in outs:
+        for name, stage, pattern, out in outs:
             if match := pattern.fullmatch(tail):
                 keys = list(stage.get("matrix") or {})
-                return f"{name}@{'-'.join(match[k] for k in keys)}" if keys else name
-    return "<the stage that writes it>"
+                stage_name = f"{name}@{'-'.join(match[k] for k in keys)}" if keys else name
+                cached = not (isinstance(out, dict) and next(iter(out.values())).get("cache") is False)
+                return Producer(stage_name, match[1], cached)
+    return None
 
 
 def unreadable(path: Path, reason: object) -> StageError:
     """One line naming a missing or corrupt input file and the two ways to get it back."""
     path = Path(path)
     what = "is missing" if isinstance(reason, FileNotFoundError) else f"is unreadable ({str(reason).splitlines()[0]})"
-    return StageError(
-        f"{path} {what}: restore it with `dvc checkout {path.parent if path.suffix else path}`"
-        f" or rebuild it with `dvc repro -f {producer(path)}`"
-    )
+    source = producer(path)
+    hint = source.restore_hint() if source else "restore it from where it came from"
+    return StageError(f"{path} {what}: {hint}")
+
+
+def load_tensors(path: str | Path, device: Any = "cpu") -> Any:
+    """torch.load of plain tensor data only (`weights_only`): a file that holds other pickled
+    objects is refused unread, never retried without the safeguard."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        source = producer(path)
+        hint = source.restore_hint() if source else "use a copy you trust"
+        raise StageError(
+            f"{path} is not plain tensor data (it holds pickled objects, which can run code): it was not loaded; {hint}"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise unreadable(path, exc) from None
 
 
 def read_json(path: str | Path) -> Any:

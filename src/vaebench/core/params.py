@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,10 @@ from vaebench.core.errors import StageError
 
 MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60_000, 10_000
 MAX_IWAE_K = 100_000  # memory does not grow with k, time does: 5000 is the literature's figure
+MAX_SAMPLES = 100_000  # prior samples are decoded at once: 100k images are 314 MB, ten times the test set
+MAX_THREADS = 1024
+# numpy's generators take seeds of 0 to 2**32 - 1 (torch's more): every seed here reaches both.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class Section(BaseModel):
@@ -32,7 +36,7 @@ class Section(BaseModel):
 
 class CompareParams(Section):
     archs: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
 
     @field_validator("archs", "seeds")
     @classmethod
@@ -41,18 +45,11 @@ class CompareParams(Section):
             raise ValueError(f"{values}: each value once")
         return values
 
-    @field_validator("seeds")
-    @classmethod
-    def _non_negative(cls, seeds: list[int]) -> list[int]:
-        if min(seeds) < 0:
-            raise ValueError(f"{seeds}: seeds must be >= 0")
-        return seeds
-
 
 class DataParams(Section):
     val_size: int = Field(ge=1, le=MNIST_TRAIN_IMAGES - 1000)
     subset: int = Field(ge=0)
-    seed: int = Field(ge=0)
+    seed: Seed
     standardize_input: bool
     binarize: bool
 
@@ -78,7 +75,7 @@ ORIGINAL_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the or
 
 class TrainParams(Section):
     epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1, le=MNIST_TRAIN_IMAGES)  # a larger batch is the whole training set
     lr: float = Field(gt=0.0)
     schedule: Schedule
     compile: bool
@@ -106,22 +103,22 @@ class RuntimeParams(Section):
     """Settings every stage shares: where tensors live and how many CPU threads torch uses."""
 
     device: Literal["auto", "cpu", "cuda", "mps"]
-    threads: int = Field(ge=0)
+    threads: int = Field(ge=0, le=MAX_THREADS)
 
 
 class EvaluateParams(Section):
     iwae_k: int = Field(ge=1, le=MAX_IWAE_K)
     test_subset: int = Field(ge=0, le=MNIST_TEST_IMAGES)
-    batch_size: int = Field(ge=1)
-    n_samples: int = Field(ge=2)
-    seed: int = Field(ge=0)
+    batch_size: int = Field(ge=1, le=MNIST_TEST_IMAGES)
+    n_samples: int = Field(ge=2, le=MAX_SAMPLES)
+    seed: Seed
 
 
 class JudgeParams(Section):
     epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    batch_size: int = Field(ge=1, le=MNIST_TRAIN_IMAGES)
     lr: float = Field(gt=0.0)
-    seed: int = Field(ge=0)
+    seed: Seed
 
 
 class MlflowParams(Section):

@@ -2,32 +2,62 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from vaebench.core.errors import StageError, Terminated
+from vaebench.core.guardian import guard_against_orphaning
+from vaebench.core.io import STORE_FULL, disk_full
+
+
+def _where(exc: BaseException) -> Path:
+    where = Path(exc.filename).parent if isinstance(exc, OSError) and exc.filename else Path.cwd()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return where
+
+
+def _notes(exc: BaseException) -> str:
+    """What else went wrong on the way out (an MLflow run that could not be closed), on the same line."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); expected failures print their message without a traceback.
+    """Run a stage's main(); expected failures print one line without a traceback and exit non-zero.
 
     Outputs are written atomically and declared `persist` in dvc.yaml, so whatever fails here,
     the previous outputs are still in place.
     """
+    guard_against_orphaning()
     try:
         main()
     except StageError as exc:
-        sys.exit(f"error: {exc}")
-    except KeyboardInterrupt:
-        print("interrupted: outputs left as they were", file=sys.stderr)
+        sys.exit(f"error: {exc}{_notes(exc)}")
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: outputs left as they were{_notes(exc)}", file=sys.stderr)
         sys.exit(130)
-    except Terminated:
-        print("terminated: outputs left as they were", file=sys.stderr)
+    except Terminated as exc:
+        print(f"terminated: outputs left as they were ({exc}){_notes(exc)}", file=sys.stderr)
         sys.exit(143)
     except Exception as exc:
-        if type(exc).__module__.startswith("mlflow"):  # the server went away mid-run, say
+        if disk_full(exc):
+            where = _where(exc)
+            sys.exit(
+                f"error: the disk is full ({shutil.disk_usage(where).free:,} bytes free on the file system of"
+                f" {where}): free space, then rerun{_notes(exc)}; outputs left as they were"
+            )
+        if type(exc).__module__.startswith(("mlflow", "sqlalchemy", "sqlite3")):  # the store or server failed
             from vaebench.tracking.store import tracking_uri
 
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            sys.exit(f"error: MLflow at {tracking_uri()} failed: {first_line}; outputs left as they were")
+            if STORE_FULL in str(exc):
+                problem = f"the disk of the MLflow store {tracking_uri()} is full: free space, then rerun"
+            else:
+                problem = f"MLflow at {tracking_uri()} failed: {_first_line(exc)}"
+            sys.exit(f"error: {problem}{_notes(exc)}; outputs left as they were")
         raise

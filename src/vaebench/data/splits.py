@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vaebench.core.io import atomic_path, unreadable
+from vaebench.core.io import atomic_path, load_tensors, unreadable
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -32,11 +32,11 @@ def load_split(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, labels) of one split, moved to `device` once: training draws batches by index."""
     path = Path(directory) / f"{name}.pt"
+    blob = load_tensors(path, device)
     try:
-        blob = torch.load(path, map_location=device, weights_only=True)
         return blob["images"], blob["labels"]
-    except (OSError, RuntimeError, EOFError, KeyError, TypeError) as exc:
-        raise unreadable(path, exc) from None
+    except (KeyError, TypeError) as exc:
+        raise unreadable(path, f"no {exc} in it") from None
 
 
 def processed_digest(lock: Path = Path("dvc.lock")) -> str:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaebench.core.io import unreadable
+from vaebench.core.io import load_tensors, unreadable
 
 
 class Judge(nn.Module):
@@ -100,8 +100,9 @@ def save_judge(judge: Judge, directory: Path) -> None:
 def load_judge(directory: str | Path, device: torch.device | str = "cpu") -> Judge:
     path = Path(directory) / "weights.pt"
     judge = Judge()
+    state = load_tensors(path, device)
     try:
-        judge.load_state_dict(torch.load(path, map_location=device, weights_only=True))
-    except (OSError, RuntimeError, EOFError) as exc:
+        judge.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise unreadable(path, exc) from None
     return judge.to(device).eval()

@@ -142,7 +142,24 @@ def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str]
     return "\n".join(lines)
 
 
-def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev: str | None = None) -> pd.DataFrame:
+def refuse_to_shrink(out: Path, used: list[str]) -> None:
+    """A study already in `out` with more experiments than this one is not replaced (without --force)."""
+    try:
+        before = list(dict.fromkeys(pd.read_csv(out / "points.csv")["experiment"].astype(str)))
+    except (OSError, ValueError, KeyError):
+        return
+    if len(used) < len(before):
+        missing = [name for name in before if name not in used]
+        raise StageError(
+            f"{out}/ holds a study of {len(before)} experiments and this one has {len(used)} ({', '.join(used)});"
+            f" not replaced (missing: {', '.join(missing)}). Run or queue the sweep first, write elsewhere with"
+            " --out, or replace it with --force"
+        )
+
+
+def run_study(
+    out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev: str | None = None, force: bool = False
+) -> pd.DataFrame:
     from vaebench.experiments.study_figures import save_rate_distortion, save_sweep
 
     baseline, experiments = read_experiments(repo, rev)
@@ -151,6 +168,8 @@ def run_study(out: Path, repo: Path = Path("."), log_to_mlflow: bool = True, rev
     used = [e for e in candidates if e.name not in skipped]
     if not used:
         raise StageError("no experiment to study: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
+    if not force:
+        refuse_to_shrink(out, [e.name for e in used])
     table = points(used)
     with atomic_path(out) as tmp:
         tmp.mkdir()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from vaebench.core.errors import StageError
-from vaebench.core.io import atomic_path, unreadable, write_json
+from vaebench.core.io import atomic_path, load_tensors, unreadable, write_json
 from vaebench.core.params import Params, describe, invalid
 
 if TYPE_CHECKING:
@@ -106,11 +106,10 @@ def save_model(model: VAE, directory: Path) -> None:
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> VAE:
     """Rebuild a trained model from a train stage output, in eval mode.
 
-    Every way the directory can be broken (missing, corrupt, an unknown architecture) raises a
-    one-line error that names the file and how to get it back.
+    Every way the directory can be broken (missing, corrupt, an unknown architecture, weights that
+    are not plain tensors, sizes in config.json that do not fit the weights) raises a one-line
+    error that names the file, the field where it can, and how to get it back.
     """
-    import torch
-
     directory = Path(directory)
     config_path, weights_path = directory / "config.json", directory / "weights.pt"
     try:
@@ -122,11 +121,47 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> VAE
         raise unreadable(config_path, f"unknown architecture {arch!r}; known: {', '.join(architectures())}")
     try:
         model = build_model(arch, sizes)
-        state = torch.load(weights_path, map_location=device, weights_only=True)
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise unreadable(config_path, f"its config does not build a {arch} model: {exc}") from None
+    state = load_tensors(weights_path, device)
+    try:
         model.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, EOFError) as exc:
-        raise unreadable(weights_path, exc) from None
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise misfit(directory, arch, sizes, state, exc) from None
     return model.to(device).eval()
+
+
+def _shapes(arch: str, sizes: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    import torch
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        return {k: tuple(v.shape) for k, v in build_model(arch, sizes).state_dict().items()}
+
+
+def misfit(directory: Path, arch: str, sizes: dict[str, Any], state: Any, exc: Exception) -> StageError:
+    """Weights that do not load into the model config.json describes: where one integer field of the
+    config, set to a size the weights have, makes every shape fit, name it and both values."""
+    config_path, weights_path = directory / "config.json", directory / "weights.pt"
+    if not isinstance(state, dict):
+        return unreadable(weights_path, exc)
+    wanted = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    if _shapes(arch, sizes).keys() != wanted.keys():
+        return unreadable(weights_path, f"its tensors are not a {arch} model's: {str(exc).splitlines()[0]}")
+    sizes_seen = sorted({d for shape in wanted.values() for d in shape})
+    for field, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        for size in sizes_seen:
+            try:
+                fits = _shapes(arch, {**sizes, field: size}) == wanted
+            except (ValidationError, TypeError, ValueError, RuntimeError):
+                continue
+            if fits:
+                return unreadable(
+                    config_path,
+                    f"config.{field} = {value} does not fit {weights_path.name}, trained with {field} = {size}",
+                )
+    return unreadable(config_path, f"its sizes {sizes} do not fit {weights_path.name}: {str(exc).splitlines()[0]}")
 
 
 def count_parameters(model: torch.nn.Module) -> int:

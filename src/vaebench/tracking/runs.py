@@ -6,11 +6,13 @@ stage that would have written it, and SIGTERM/SIGINT end a run KILLED.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, nullcontext
@@ -28,9 +30,9 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from vaebench.core.errors import Terminated
+from vaebench.core.errors import StageError, Terminated
 from vaebench.core.io import process_alive
-from vaebench.tracking.store import check_tracking_server, local_artifacts, sqlite_path, tracking_uri
+from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
 from vaebench.tracking.ui import share_grouped_view
 
 if TYPE_CHECKING:
@@ -42,24 +44,48 @@ def use_experiment(name: str) -> str:
 
     A SQLite store is created or migrated under a file lock, then switched to WAL mode, so that
     parallel stages (`dvc queue start -j 2`) neither race MLflow's migrations nor block readers.
+    A store that is not a database, is read-only, or keeps its artifacts outside this repository
+    (a copied or moved checkout) stops the stage here, in one line, before any work.
     """
     uri = tracking_uri()
     check_tracking_server(uri)
     mlflow.set_tracking_uri(uri)
     db = sqlite_path(uri)
-    with FileLock(f"{db}.lock") if db else nullcontext():
-        if db:
-            with closing(sqlite3.connect(db)) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-        experiment = mlflow.get_experiment_by_name(name)  # the first call creates the tables
-        if experiment is None:
-            # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns
-            # relative to whatever directory the first run happened to start in.
-            location = local_artifacts().as_uri() if db else None
-            mlflow.create_experiment(name, artifact_location=location)
-            experiment = mlflow.get_experiment_by_name(name)
+    try:
+        with FileLock(f"{db}.lock") if db else nullcontext():
+            if db:
+                with closing(sqlite3.connect(db)) as connection:
+                    connection.execute("PRAGMA journal_mode=WAL")
+            experiment = mlflow.get_experiment_by_name(name)  # the first call creates the tables
+            if experiment is None:
+                # With a local store, pin artifacts beside mlflow.db: MLflow's default is ./mlruns
+                # relative to whatever directory the first run happened to start in.
+                location = local_artifacts().as_uri() if db else None
+                mlflow.create_experiment(name, artifact_location=location)
+                experiment = mlflow.get_experiment_by_name(name)
+    except (sqlite3.DatabaseError, OSError, MlflowException) as exc:
+        if db is None:
+            raise
+        raise unusable_store(db, exc) from None
+    if db == local_database() and experiment.artifact_location != local_artifacts().as_uri():
+        raise StageError(
+            f"{db} keeps experiment {name!r}'s artifacts in {experiment.artifact_location}, outside this repository"
+            f" (the store came with a copied or moved checkout): move it aside (`mv {db.name} {db.name}.copied`)"
+            " and rerun to start this checkout's own store"
+        )
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
+
+
+def unusable_store(db: Path, exc: BaseException) -> StageError:
+    """One line for a SQLite store that cannot be opened or written, and how to get going again."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    read_only = isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    if read_only or "readonly" in reason:
+        fix = f"make it and its folder writable (`chmod u+w {db} {db.parent}`, or remount the file system)"
+    else:
+        fix = f"move it aside (`mv {db} {db}.broken`) and rerun to start a new store (its runs stay in the old file)"
+    return StageError(f"the MLflow store {db} cannot be used ({reason}): {fix}, or set MLFLOW_TRACKING_URI")
 
 
 def _git(*args: str) -> str:
@@ -124,10 +150,17 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
     finally:
         try:
             mlflow.end_run(RunStatus.to_string(status))
-        except Exception as exc:  # an interrupt inside a store write can leave SQLite locked
+        except Exception as exc:  # a full disk, or an interrupt inside a store write that left SQLite locked
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"warning: could not mark the MLflow run {RunStatus.to_string(status)} ({first_line});"
-                  " the next run of this stage marks it FAILED")  # fmt: skip
+            note = (
+                f"the MLflow run {run.info.run_id} could not be marked {RunStatus.to_string(status)} ({first_line});"
+                " the next run of this stage marks it FAILED"
+            )
+            failure = sys.exc_info()[1]
+            if failure is not None:
+                failure.add_note(note)  # said in the stage's one error line
+            else:
+                print(f"warning: {note}")
         signal.signal(signal.SIGTERM, previous)
 
 
