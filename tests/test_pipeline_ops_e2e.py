@@ -156,20 +156,12 @@ def test_a_broken_input_is_one_line_whose_restore_command_works(
 
 
 def test_a_broken_store_stops_training_in_one_line(project: Path, first_repro: str, tmp_path: Path) -> None:
-    """The store (and its WAL files) moved aside, a file that is no database in its place."""
-    files = [p for p in project.glob("mlflow.db*") if p.name != "mlflow.db.lock"]
-    for path in files:
-        path.rename(tmp_path / path.name)
+    """A store that is not a database (a truncated copy, say). It is another file than the project's
+    own mlflow.db, which this test process keeps open: swapping that one under SQLite corrupts it."""
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"not an SQLite file, " * 200)
     before = output_hashes(project)
-    (project / "mlflow.db").write_bytes(b"not an SQLite file, " * 200)
-    try:
-        output = repro_fails(project, "-f", "-s", "train@mlp-0")
-    finally:
-        for path in project.glob("mlflow.db*"):
-            if path.name != "mlflow.db.lock":
-                path.unlink()
-        for path in files:
-            (tmp_path / path.name).rename(path)
+    output = repro_fails(project, "-f", "-s", "train@mlp-0", MLFLOW_TRACKING_URI=f"sqlite:///{broken}")
     assert re.search(r"the MLflow store .*mlflow\.db cannot be used .*move it aside", output), output
     assert "Traceback" not in output and output_hashes(project) == before
 
