@@ -7,3 +7,8 @@ class StageError(Exception):
 
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so MLflow runs close as KILLED rather than stay RUNNING."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line for a one-line message; its type where it says nothing."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vaebench.core.errors import StageError, Terminated
+from vaebench.core.errors import StageError, Terminated, first_line
 from vaebench.core.guardian import guard_against_orphaning
 from vaebench.core.io import STORE_FULL, disk_full
 
@@ -22,10 +22,6 @@ def _where(exc: BaseException) -> Path:
 def _notes(exc: BaseException) -> str:
     """What else went wrong on the way out (an MLflow run that could not be closed), on the same line."""
     return "".join(f"; {note}" for note in getattr(exc, "__notes__", []))
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -58,6 +54,6 @@ def run_stage(main: Callable[[], None]) -> None:
             if STORE_FULL in str(exc):
                 problem = f"the disk of the MLflow store {tracking_uri()} is full: free space, then rerun"
             else:
-                problem = f"MLflow at {tracking_uri()} failed: {_first_line(exc)}"
+                problem = f"MLflow at {tracking_uri()} failed: {first_line(exc)}"
             sys.exit(f"error: {problem}{_notes(exc)}; outputs left as they were")
         raise

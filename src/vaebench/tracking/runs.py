@@ -30,7 +30,7 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from vaebench.core.errors import StageError, Terminated
+from vaebench.core.errors import StageError, Terminated, first_line
 from vaebench.core.io import process_alive
 from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
 from vaebench.tracking.ui import share_grouped_view
@@ -79,7 +79,7 @@ def use_experiment(name: str) -> str:
 
 def unusable_store(db: Path, exc: BaseException) -> StageError:
     """One line for a SQLite store that cannot be opened or written, and how to get going again."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     read_only = isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
     if read_only or "readonly" in reason:
         fix = f"make it and its folder writable (`chmod u+w {db} {db.parent}`, or remount the file system)"
@@ -151,9 +151,9 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
         try:
             mlflow.end_run(RunStatus.to_string(status))
         except Exception as exc:  # a full disk, or an interrupt inside a store write that left SQLite locked
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            said = first_line(exc)
             note = (
-                f"the MLflow run {run.info.run_id} could not be marked {RunStatus.to_string(status)} ({first_line});"
+                f"the MLflow run {run.info.run_id} could not be marked {RunStatus.to_string(status)} ({said});"
                 " the next run of this stage marks it FAILED"
             )
             failure = sys.exc_info()[1]

@@ -13,12 +13,14 @@ counted, never allocated.
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from vaebench.core.errors import StageError
 from vaebench.core.params import MNIST_TRAIN_IMAGES, Params
 from vaebench.models import build_model, count_parameters
+
+if TYPE_CHECKING:  # torch loads when a model is counted: a typo in params.yaml is answered before it
+    import torch
 
 BYTES_PER_PARAMETER = 16  # fp32 weight, gradient, and Adam's two moments
 FLOPS_PER_PARAMETER_IMAGE = 6
@@ -35,6 +37,8 @@ def physical_memory() -> int | None:
 
 
 def parameters(params: Params, arch: str) -> int:
+    import torch
+
     with torch.device("meta"):
         return count_parameters(build_model(arch, params.model[arch]))
 
