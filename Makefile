@@ -79,7 +79,7 @@ ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only;
 bench: setup-dev  ## training throughput: the original recipe's loop vs the trainer vs the limit
 	python bench/throughput.py
 
-team-up: setup-dev postgres  ## PostgreSQL + S3 (moto) + MLflow with basic-auth on 127.0.0.1; prints what workers export
+team-up: setup-dev postgres  ## PostgreSQL + S3 (moto) + MLflow with basic-auth + Dask on 127.0.0.1; prints the exports
 	vaebench team up
 
 team-down: setup-dev  ## stop the team stack and delete its data

@@ -1,10 +1,13 @@
-"""Shared fixtures: the MNIST mirror from the environment, tiny MNIST files in the real format, and
-under pytest-xdist each worker's share of the CPU threads."""
+"""Shared fixtures: the MNIST mirror from the environment, tiny MNIST files in the real format, the
+team stack, and under pytest-xdist each worker's share of the CPU threads."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,22 @@ def first_repro(project: Path) -> str:
     from e2e import run
 
     return run(project, "dvc", "repro")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator:
+    """The team stack (`vaebench.ops.team.up`): PostgreSQL, S3, MLflow and a Dask cluster, for the
+    team and scale-out tests (one xdist group, so one worker builds it once)."""
+    team = pytest.importorskip("vaebench.ops.team")
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[team]')")
+    try:
+        team.postgres_bin()
+    except team.TeamStackError as exc:
+        pytest.skip(str(exc))
+    # PostgreSQL runs as the `postgres` user, which cannot enter pytest's private tmp folder.
+    root = Path(tempfile.mkdtemp(prefix="vaebench-team-"))
+    root.chmod(0o755)
+    stack = team.up(root / "stack")
+    yield stack
+    team.down(stack.root)
+    shutil.rmtree(root, ignore_errors=True)

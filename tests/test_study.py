@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from pathlib import Path
 
 import yaml
@@ -52,3 +53,28 @@ def test_points_carry_the_swept_values_and_nan_for_a_missing_interval() -> None:
     table = points([experiment("b", loss__kl_weight=2.0)]).set_index("arch")
     assert table.loc["mlp", "beta"] == 2.0 and table.loc["mlp", "latent"] == 20 and table.loc["cnn", "latent"] == 10
     assert table.loc["mlp", "kl_ci95"] == 0.5 and math.isnan(table.loc["cnn", "kl_ci95"])
+
+
+def test_at_equal_latent_size_the_verdict_is_the_experiments_own_welch_test(tmp_path: Path) -> None:
+    """An experiment's reports/compare.csv, read from its commit, gives the equal-latent rows; an
+    experiment whose architectures have different latent sizes (the default) gives none."""
+    import subprocess
+
+    from vaebench.experiments.study import VERDICTS, equal_latent
+
+    (tmp_path / "reports").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "reports" / "compare.csv", tmp_path / "reports")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "exp"], check=True)
+    rev = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    equal = experiment("latent-10", model__mlp__latent=10)
+    equal.rev = rev
+    default = experiment("main")
+    default.rev = rev
+    table = equal_latent([default, equal], tmp_path)
+    assert list(table["metric"]) == list(VERDICTS) and set(table["experiment"]) == {"latent-10"}
+    nll = table[table["metric"] == "nll_iwae"].iloc[0]
+    assert nll["latent"] == 10 and nll["verdict"] == "mlp" and nll["p (Welch)"] == "0.001"
+    assert nll["cnn − mlp [95 % CI]"] == "7.1 [5.9, 8.3]" and nll["mlp"] == "100.25 ± 0.16"

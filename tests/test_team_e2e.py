@@ -1,22 +1,19 @@
 """The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL, artifacts and the
 DVC remote on S3 (moto), two workers and a reader, concurrent load, faults, the served model.
 
-One stack for the module (`vaebench.ops.team.up`), one tiny project pushed to a bare git remote.
+One stack for the session (conftest's `stack`), one tiny project pushed to a bare git remote.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,23 +27,6 @@ TEAM_PARAMS = {
 }
 EPOCHS = 2  # e2e.TINY's
 CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "lr", "seconds"}
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator:
-    team = pytest.importorskip("vaebench.ops.team")
-    pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[team]')")
-    try:
-        team.postgres_bin()
-    except team.TeamStackError as exc:
-        pytest.skip(str(exc))
-    # PostgreSQL runs as the `postgres` user, which cannot enter pytest's private tmp folder.
-    root = Path(tempfile.mkdtemp(prefix="vaebench-team-"))
-    root.chmod(0o755)
-    stack = team.up(root / "stack")
-    yield stack
-    team.down(stack.root)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def worker(stack, **extra: str) -> dict[str, str]:

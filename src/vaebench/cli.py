@@ -1,6 +1,7 @@
 """The `vaebench` command: `generate` new digits from a trained model, `study` a sweep of
-experiments, `protocol` the literature's likelihood protocol as an experiment, `ui` the MLflow UI
-on this repository's store, `team` the team stack on loopback."""
+experiments, `protocol` the literature's likelihood protocol as an experiment, `queue` DVC's
+experiment queue drained onto a Dask cluster, `ui` the MLflow UI on this repository's store, `team`
+the team stack on loopback."""
 
 from __future__ import annotations
 
@@ -123,6 +124,41 @@ def protocol(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     os.execvp(command[0], command)
 
 
+def _resource(text: str) -> tuple[str, float]:
+    name, _, amount = text.partition("=")
+    try:
+        return name, float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=AMOUNT (e.g. GPU=1)") from None
+
+
+def queue(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    import os
+    import sys
+
+    from vaebench.core.stage import run_stage
+
+    address = args.dask or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if not address:
+        parser.error("--dask ADDRESS (or DASK_SCHEDULER_ADDRESS) names the Dask scheduler, e.g. tcp://HOST:8786")
+
+    def act() -> None:
+        from vaebench.scaleout.drain import Options, drain
+
+        try:
+            status = drain(Options(address, args.git_remote, dict(args.resources)))
+        except KeyboardInterrupt:
+            print(
+                "interrupted: the running experiments stop on their workers; what was collected stays."
+                " Run the same command again to run the rest",
+                file=sys.stderr,
+            )
+            sys.exit(130)
+        sys.exit(status)
+
+    run_stage(act)
+
+
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench.core.stage import run_stage
     from vaebench.ops import team
@@ -165,13 +201,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--queue", action="store_true", help="queue it (`dvc queue start` runs it)")
     p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="more params, or overrides")
     p.set_defaults(handler=protocol)
+    q = commands.add_parser("queue", help="run every queued DVC experiment on a Dask cluster and collect them here")
+    q.add_argument(
+        "--dask", metavar="ADDRESS", help="the scheduler, tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS)"
+    )
+    q.add_argument("--git-remote", default="origin", help="the git remote the workers clone and push to")
+    q.add_argument(
+        "--resources", type=_resource, action="append", default=[], metavar="NAME=AMOUNT",
+        help="what each experiment needs of a worker's --resources, e.g. GPU=1",
+    )  # fmt: skip
+    q.set_defaults(handler=queue)
     u = commands.add_parser(
         "ui", help="the MLflow UI of the store the stages write to (MLFLOW_TRACKING_URI or mlflow.db)"
     )
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")
     u.set_defaults(handler=ui)
-    t = commands.add_parser("team", help="PostgreSQL + S3 (moto) + MLflow with basic-auth on 127.0.0.1")
+    t = commands.add_parser("team", help="PostgreSQL + S3 (moto) + MLflow with basic-auth + Dask on 127.0.0.1")
     t.add_argument("action", choices=["up", "env", "down"])
     t.add_argument("--root", type=Path, default=Path(".team"), help="where its data, logs and passwords live")
     t.set_defaults(handler=team)

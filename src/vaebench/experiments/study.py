@@ -4,10 +4,13 @@ Each experiment contributes, per architecture, its aggregate over seeds (metrics
 mean and 95 % half-width of rate (KL), distortion (reconstruction), −ELBO, IWAE bound and Fréchet
 distance. Only experiments whose code and fixed params equal the baseline's are comparable; the
 rest are listed with the reason they were skipped. Read from `dvc exp show --json`, DVC's own view.
+Where an experiment gives both architectures one latent size, its own report's Welch test between
+them (reports/compare.csv in its commit) is the study's verdict at that size.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from dataclasses import dataclass
@@ -16,11 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from vaebench.core import paths
 from vaebench.core.errors import StageError
 from vaebench.core.io import atomic_path, write_text
 
 SWEPT = {"loss.kl_weight", "compare.seeds"}  # plus model.<arch>.latent: what a study may vary
 METRICS = ("kl", "recon", "neg_elbo", "nll_iwae", "fid")
+VERDICTS = ("neg_elbo", "nll_iwae", "recon", "fid")  # the ones with a better direction, at equal latent size
 CODE = ("src/", "stages/")
 
 
@@ -31,6 +36,7 @@ class Experiment:
     metrics: dict[str, Any] | None
     code: dict[str, str]
     state: str = "success"  # DVC's executor state: queued, running, failed, success
+    rev: str = ""  # its git commit
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,11 +47,11 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def _experiment(name: str, data: dict[str, Any], state: str | None = None) -> Experiment:
+def _experiment(name: str, data: dict[str, Any], state: str | None = None, rev: str = "") -> Experiment:
     params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
     metrics = (data.get("metrics") or {}).get("metrics/compare.json", {}).get("data")
     code = {path: dep.get("hash") for path, dep in (data.get("deps") or {}).items() if path.startswith(CODE)}
-    return Experiment(name, params, metrics, code, state or "success")
+    return Experiment(name, params, metrics, code, state or "success", rev)
 
 
 def read_experiments(repo: Path = Path("."), rev: str | None = None) -> tuple[Experiment, list[Experiment]]:
@@ -58,13 +64,13 @@ def read_experiments(repo: Path = Path("."), rev: str | None = None) -> tuple[Ex
     (baseline,) = [b for b in json.loads(result.stdout) if b["rev"] != "workspace"][:1] or [None]
     if baseline is None:
         raise StageError("no git commit with experiments: commit, then `dvc exp run --queue -S ...`")
-    experiments = [
-        _experiment(
-            e["name"] or e["revs"][0]["rev"][:7], e["revs"][0].get("data") or {}, (e.get("executor") or {}).get("state")
-        )
-        for e in baseline["experiments"] or []
-    ]
-    return _experiment(baseline.get("name") or baseline["rev"][:7], baseline["data"]), experiments
+    experiments = []
+    for e in baseline["experiments"] or []:
+        rev = e["revs"][0]["rev"]
+        state = (e.get("executor") or {}).get("state")
+        experiments.append(_experiment(e["name"] or rev[:7], e["revs"][0].get("data") or {}, state, rev))
+    name = baseline.get("name") or baseline["rev"][:7]
+    return _experiment(name, baseline["data"], rev=baseline["rev"]), experiments
 
 
 def _fixed(params: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +128,64 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({**swept, "latent": rows["latent"], "n_seeds": rows["n_seeds"], **cells}).reset_index(drop=True)
 
 
-def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str], figures: list[str]) -> str:
+def _report_table(repo: Path, rev: str) -> pd.DataFrame:
+    """An experiment's reports/compare.csv as its commit holds it (a git-tracked output)."""
+    shown = subprocess.run(["git", "show", f"{rev}:{paths.COMPARE_CSV}"], cwd=repo, capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise StageError(f"no {paths.COMPARE_CSV} in commit {rev[:7]}: {shown.stderr.strip()}")
+    return pd.read_csv(io.StringIO(shown.stdout))
+
+
+def equal_latent(experiments: list[Experiment], repo: Path) -> pd.DataFrame:
+    """For each experiment whose two architectures share one latent size: each one's interval, the
+    difference b − a and Welch's verdict, as that experiment's own report computed them."""
+    from vaebench.comparison.report import _p as shown_p
+
+    rows = []
+    for e in experiments:
+        archs = e.params["compare"]["archs"]
+        latents = {e.params["model"][arch]["latent"] for arch in archs}
+        if len(archs) != 2 or len(latents) != 1:
+            continue
+        (a, b), (latent,) = archs, latents
+        table = _report_table(repo, e.rev).set_index(["metric", "arch"])
+        for name in VERDICTS:
+            difference = table.loc[(name, f"{b} - {a}")]
+            verdict = difference["verdict"]
+            rows.append(
+                {
+                    "latent": latent,
+                    "beta": f"{e.params['loss']['kl_weight']:g}",
+                    "experiment": e.name,
+                    "metric": name,
+                    a: table.loc[(name, a), "display"],
+                    b: table.loc[(name, b), "display"],
+                    f"{b} − {a} [95 % CI]": difference["display"],
+                    "p (Welch)": shown_p(difference["p_value"]),
+                    "verdict": verdict if isinstance(verdict, str) and verdict else "–",
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["beta", "latent"], kind="stable") if rows else pd.DataFrame(rows)
+
+
+def equal_latent_markdown(equal: pd.DataFrame) -> list[str]:
+    if equal.empty:
+        return []
+    return [
+        "## At equal latent size",
+        "",
+        "Each experiment that gives both architectures one latent size, as its own report compared them:",
+        "mean ± 95 % half-width over its seeds, the difference with Welch's 95 % interval and p-value, and",
+        "a winner only where the test rejects equal means (α = 0.05, no correction for the several metrics).",
+        "",
+        equal.to_markdown(index=False, disable_numparse=True),
+        "",
+    ]
+
+
+def study_markdown(
+    table: pd.DataFrame, equal: pd.DataFrame, used: list[str], skipped: dict[str, str], figures: list[str]
+) -> str:
     lines = [
         "# Study: rate, distortion and likelihood across β and latent size",
         "",
@@ -134,6 +197,7 @@ def study_markdown(table: pd.DataFrame, used: list[str], skipped: dict[str, str]
         "",
         shown(table).to_markdown(index=False, disable_numparse=True),
         "",
+        *equal_latent_markdown(equal),
         f"Experiments used ({len(used)}): {', '.join(used)}.",
         "",
     ]
@@ -170,7 +234,7 @@ def run_study(
         raise StageError("no experiment to study: " + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
     if not force:
         refuse_to_shrink(out, [e.name for e in used])
-    table = points(used)
+    table, equal = points(used), equal_latent(used, repo)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         save_rate_distortion(table, tmp / "rate_distortion.png")
@@ -179,7 +243,9 @@ def run_study(
             if save_sweep(table, swept, fixed, baseline, tmp / f"vs_{swept}.png"):
                 figures.append(f"vs_{swept}.png")
         table.to_csv(tmp / "points.csv", index=False, float_format="%.6g")
-        write_text(tmp / "study.md", study_markdown(table, [e.name for e in used], skipped, figures))
+        if not equal.empty:
+            equal.to_csv(tmp / "equal_latent.csv", index=False)
+        write_text(tmp / "study.md", study_markdown(table, equal, [e.name for e in used], skipped, figures))
     print(f"study of {len(used)} experiments written to {out}/study.md; skipped {len(skipped)}")
     for name, reason in skipped.items():
         print(f"  skipped {name}: {reason}")

@@ -4,7 +4,9 @@
 - an S3 endpoint (`moto[server]`, the one MLflow's own tests use; in production real S3 or MinIO):
   MLflow's artifacts and the DVC remote;
 - `mlflow server --app-name basic-auth` on both, proxying artifacts, so a worker needs two URIs
-  (tracking server, DVC remote) and two credentials (MLflow user, S3 key) and nothing else.
+  (tracking server, DVC remote) and two credentials (MLflow user, S3 key) and nothing else;
+- a Dask cluster, the real `dask scheduler` and two `dask worker`s of one thread each (each in its
+  own directory, with that environment), for `vaebench queue --dask`.
 
 `vaebench team up` starts it under `.team/` (data, logs, `stack.json` with ports, pids and
 passwords, mode 0600) and prints the environment a worker exports; `vaebench team down` stops it.
@@ -48,6 +50,7 @@ class Stack:
     pg_port: int = 0
     s3_port: int = 0
     mlflow_port: int = 0
+    dask_port: int = 0
     pg_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     worker_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -58,6 +61,10 @@ class Stack:
     @property
     def tracking_uri(self) -> str:
         return f"http://{HOST}:{self.mlflow_port}"
+
+    @property
+    def scheduler_address(self) -> str:
+        return f"tcp://{HOST}:{self.dask_port}"
 
     @property
     def s3_endpoint(self) -> str:
@@ -274,19 +281,59 @@ def stop_process(pid: int, timeout: float = 10.0) -> None:
             time.sleep(0.2)
 
 
+# The Dask cluster
+
+DASK_WORKERS = 2
+
+
+def start_dask(stack: Stack) -> None:
+    """`dask scheduler` and DASK_WORKERS `dask worker`s (each under a nanny that restarts it if it
+    dies), with the worker environment; returns once every worker has joined. They share this
+    machine's cores, so each experiment's torch gets its share (OMP_NUM_THREADS)."""
+    dask = str(Path(sys.executable).parent / "dask")
+    log = stack.root / "dask-scheduler.log"
+    scheduler = [dask, "scheduler", "--host", HOST, "--port", str(stack.dask_port), "--no-dashboard"]
+    process = _start(scheduler, log)
+    stack.pids["dask-scheduler"] = process.pid
+    _wait_until(lambda: _listening(stack.dask_port), "the Dask scheduler", log, process)
+    for n in range(1, DASK_WORKERS + 1):
+        name = f"worker-{n}"
+        folder = stack.root / f"dask-{name}"
+        folder.mkdir()
+        command = [dask, "worker", stack.scheduler_address, "--name", name, "--host", HOST, "--nthreads", "1"]
+        command += ["--nworkers", "1", "--local-directory", str(folder), "--no-dashboard"]
+        env = {**stack.worker_env(), "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // DASK_WORKERS))}
+        stack.pids[f"dask-{name}"] = _start(command, stack.root / f"dask-{name}.log", env).pid
+    from distributed import Client
+
+    try:
+        with Client(stack.scheduler_address, timeout="30s", set_as_default=False) as client:
+            client.wait_for_workers(DASK_WORKERS, timeout=START_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise TeamStackError(f"the Dask workers did not join ({exc}); see {stack.root}/dask-worker-*.log") from None
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0
+
+
 # The whole stack
 
 
 def up(root: Path) -> Stack:
     if (root / "stack.json").exists():
         raise TeamStackError(f"a team stack is already in {root}: `vaebench team down` first")
-    stack = Stack(root=root.resolve(), pg_port=free_port(), s3_port=free_port(), mlflow_port=free_port())
+    ports = {name: free_port() for name in ("pg_port", "s3_port", "mlflow_port", "dask_port")}
+    stack = Stack(root=root.resolve(), **ports)
     try:
         start_postgres(stack)
         stack.save()
         start_s3(stack)
         stack.save()
         start_mlflow(stack)
+        stack.save()
+        start_dask(stack)
         stack.save()
     except (TeamStackError, subprocess.CalledProcessError) as exc:
         down(stack.root)
@@ -311,6 +358,7 @@ def down(root: Path) -> None:
 
 def env_lines(stack: Stack) -> str:
     exports = "\n".join(f"export {k}={v}" for k, v in stack.worker_env().items())
+    exports += f"\nexport DASK_SCHEDULER_ADDRESS={stack.scheduler_address}  # for `vaebench queue`"
     remote = "\n".join(" ".join(c) for c in stack.dvc_remote_commands())
     ui = f"# the UI: {stack.tracking_uri} (admin / {stack.admin_password})"
     return f"{exports}\n# in each clone, once:\n{remote}\n{ui}"

@@ -1,7 +1,8 @@
 """MLflow runs: one per (architecture, seed), one per comparison, and honest run status.
 
 The store is `vaebench.tracking.store`'s; a run whose process died is closed FAILED by the next
-stage that would have written it, and SIGTERM/SIGINT end a run KILLED.
+stage that would have written it, SIGTERM/SIGINT end a run KILLED, and a stage whose `dvc` died
+(core.guardian: a killed Dask worker, a lost node) ends its run FAILED with a note.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from vaebench.core.errors import StageError, Terminated, first_line
+from vaebench.core.guardian import dvc_is_gone
 from vaebench.core.io import process_alive
 from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
 from vaebench.tracking.ui import share_grouped_view
@@ -146,6 +148,9 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
         status = RunStatus.FINISHED
     except (KeyboardInterrupt, Terminated):
         status = RunStatus.KILLED
+        if dvc_is_gone():  # not stopped by a user: the dvc (or the machine's worker) running it died
+            status = RunStatus.FAILED
+            mlflow.set_tag("vaebench.note", "the dvc process that ran this stage died; the stage stopped")
         raise
     finally:
         try:

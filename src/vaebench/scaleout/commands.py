@@ -1,0 +1,104 @@
+"""git and DVC as subprocesses, for both sides of the drain: output to a log, a failure as one line.
+
+A worker's long commands die with the worker (Linux's PR_SET_PDEATHSIG): Dask restarts a killed
+worker's tasks elsewhere, and the dead attempt's `dvc exp run` must not run on beside the new one.
+Its stages then notice their `dvc` is gone (core.guardian) and end their MLflow runs FAILED.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from vaebench.core.errors import StageError
+
+PR_SET_PDEATHSIG = 1
+POLL_S = 1.0
+LOCKED = "Unable to acquire lock"
+
+
+class CommandFailed(StageError):
+    """A command exited non-zero; the message is its most telling line."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+class Stopped(Exception):
+    """The command was stopped because its task was cancelled (the client went away)."""
+
+
+def tool_path() -> dict[str, str]:
+    """This python's bin folder first on PATH: `dvc` and the stages' `python` are this environment's."""
+    return {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def telling_line(output: str) -> str:
+    """The line that says what went wrong: a stage's `error:` line, else DVC's last ERROR, else the last."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    stage_errors = [n for n, line in enumerate(lines) if line.startswith("error:")]
+    if stage_errors:  # a stage's one line, or its heading and first item ("params.yaml is invalid:")
+        n = stage_errors[0]
+        return " ".join(lines[n : n + 2]) if lines[n].endswith(":") and n + 1 < len(lines) else lines[n]
+    dvc_errors = [line for line in lines if line.startswith("ERROR:")]
+    return (dvc_errors or lines or ["no output"])[-1]
+
+
+def run_logged(
+    step: str,
+    command: list[str],
+    cwd: Path,
+    log: Path,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """Run `command` with its output appended to `log`; its output, or CommandFailed naming `step`.
+
+    Polls `should_stop` while it runs; when it turns true, the command's process group gets SIGTERM
+    (stages end their MLflow runs KILLED) and Stopped is raised.
+    """
+    start = log.stat().st_size if log.exists() else 0
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(command)}\n")
+        out.flush()
+        process = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **tool_path()},
+            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )  # fmt: skip
+        while process.poll() is None:
+            if should_stop():
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait()
+                raise Stopped(step)
+            time.sleep(POLL_S)
+    with log.open() as written:
+        written.seek(start)
+        output = written.read()
+    if process.returncode != 0:
+        raise CommandFailed(step, telling_line(output))
+    return output
+
+
+def run_quiet(command: list[str], cwd: Path, retry_locked_s: float = 0) -> str:
+    """Run a short command; its stdout, or CommandFailed. Retries while another DVC command holds
+    the repository's lock, for up to `retry_locked_s` seconds."""
+    deadline = time.monotonic() + retry_locked_s
+    while True:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env={**os.environ, **tool_path()})
+        if result.returncode == 0:
+            return result.stdout
+        if LOCKED in result.stderr + result.stdout and time.monotonic() < deadline:
+            time.sleep(2)
+            continue
+        raise CommandFailed(" ".join(command[:3]), telling_line(result.stderr + result.stdout))

@@ -1,0 +1,244 @@
+"""`vaebench queue --dask ADDRESS`: every queued experiment run on a Dask cluster's workers and
+collected back into this repository as an ordinary experiment.
+
+The client's side, in order: connect (an unreachable scheduler is one line, nothing touched);
+ask every worker what it lacks; plan each entry (run it, only collect it if an earlier drain's
+worker already pushed it, or refuse it with a reason); push the stash commits to the git remote;
+submit one task per entry; then, as each ends, `dvc exp pull` it (DVC calls one at a time, retried
+while another DVC command holds the lock), check the ref against the worker's commit and
+`dvc queue remove` the entry. A failed experiment keeps its entry and its log, in .dvc/tmp/.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaebench.core.errors import StageError, first_line
+from vaebench.scaleout.commands import CommandFailed, run_quiet
+from vaebench.scaleout.queue import (
+    DONE_REFS,
+    QUEUED_REFS,
+    QueuedExperiment,
+    Task,
+    default_dvc_remote,
+    queued_experiments,
+)
+from vaebench.scaleout.worker import TOPIC, Outcome, run_queued, worker_problems
+
+CONNECT_TIMEOUT_S = 10
+LOCK_RETRY_S = 300
+LOGS = Path(".dvc/tmp/vaebench-queue")
+
+
+@dataclass
+class Options:
+    address: str
+    git_remote: str = "origin"
+    resources: dict[str, float] = field(default_factory=dict)  # each experiment's, e.g. {"GPU": 1}
+    repo: Path = Path(".")
+
+
+@dataclass
+class Plan:
+    run: list[QueuedExperiment] = field(default_factory=list)
+    collect: dict[str, str] = field(default_factory=dict)  # stash -> commit an earlier drain pushed
+    refused: dict[str, str] = field(default_factory=dict)  # stash -> why
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
+
+
+def connect(address: str):
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise StageError(f"no Dask scheduler answers at {address}: {first_line(exc)}; nothing was dequeued") from None
+
+
+def check_workers(client) -> int:
+    """The number of workers; StageError naming each worker's problem before anything is sent."""
+    try:
+        found = client.run(worker_problems)
+    except Exception as exc:  # the worker cannot unpickle the function: no vaebench in its python
+        raise StageError(
+            f"a worker cannot run vaebench's tasks ({first_line(exc)}): install the project there"
+        ) from None
+    problems = [f"{worker}: {p}" for worker, listed in sorted(found.items()) for p in listed]
+    if problems:
+        raise StageError("the workers cannot run experiments yet: " + "; ".join(problems))
+    return len(found)
+
+
+def remote_refs(remote: str, repo: Path, namespace: str) -> dict[str, str]:
+    """{stash rev: sha} of the refs under `namespace` on the git remote."""
+    listed = run_quiet(["git", "ls-remote", remote, f"{namespace}/*"], repo).split()
+    return {ref.rsplit("/", 1)[1]: sha for sha, ref in zip(listed[::2], listed[1::2], strict=True)}
+
+
+def local_ref(repo: Path, ref: str) -> str | None:
+    result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], cwd=repo, capture_output=True, text=True)
+    return result.stdout.strip() or None
+
+
+def make_plan(experiments: list[QueuedExperiment], done: dict[str, str], repo: Path) -> Plan:
+    plan, seen = Plan(), Counter()
+    for e in experiments:
+        seen[(e.baseline, e.name)] += 1
+        existing = local_ref(repo, e.exp_ref)
+        if e.stash in done:
+            plan.collect[e.stash] = done[e.stash]
+        elif seen[(e.baseline, e.name)] > 1:
+            plan.refused[e.stash] = f"the name {e.name} is queued more than once on {e.baseline[:7]}"
+        elif existing:
+            plan.refused[e.stash] = (
+                f"an experiment {e.name} already exists on {e.baseline[:7]} (`dvc exp remove {e.name}`)"
+            )
+        else:
+            plan.run.append(e)
+    return plan
+
+
+def publish(experiments: list[QueuedExperiment], remote: str, repo: Path) -> None:
+    """The stash commits (and so their baselines) onto the git remote, under refs/vaebench/queued/."""
+    if experiments:
+        refspecs = [f"{e.stash}:{QUEUED_REFS}/{e.stash}" for e in experiments]
+        run_quiet(["git", "push", "--quiet", "--force", remote, *refspecs], repo)
+
+
+def remote_url(remote: str, repo: Path) -> str:
+    """The git remote's URL as a worker must see it: a local path made absolute."""
+    url = run_quiet(["git", "remote", "get-url", remote], repo).strip()
+    return url if ":" in url else str((repo / url).resolve())
+
+
+def identity(repo: Path) -> tuple[str, str]:
+    def get(key: str, default: str) -> str:
+        result = subprocess.run(["git", "config", key], cwd=repo, capture_output=True, text=True)
+        return result.stdout.strip() or default
+
+    return get("user.name", "vaebench"), get("user.email", "vaebench@localhost")
+
+
+class Collector:
+    """Brings each finished experiment into the repository, one DVC command at a time."""
+
+    def __init__(self, options: Options, experiments: dict[str, QueuedExperiment]) -> None:
+        self.options, self.experiments = options, experiments
+        self.failed: dict[str, str] = {}
+        self.collected: list[str] = []
+
+    def collect(self, stash: str, commit: str) -> float:
+        """`dvc exp pull` the experiment, check its ref, remove its queue entry; the seconds it took."""
+        e, repo, remote = self.experiments[stash], self.options.repo, self.options.git_remote
+        start = time.monotonic()
+        if local_ref(repo, e.exp_ref) != commit:
+            run_quiet(["dvc", "exp", "pull", "--force", remote, e.name], repo, retry_locked_s=LOCK_RETRY_S)
+        if local_ref(repo, e.exp_ref) != commit:
+            raise CommandFailed(
+                "dvc exp pull", f"{e.exp_ref} is not at the worker's commit {commit[:7]} after the pull"
+            )
+        run_quiet(["dvc", "queue", "remove", stash], repo, retry_locked_s=LOCK_RETRY_S)
+        refs = [f":{QUEUED_REFS}/{stash}", f":{DONE_REFS}/{stash}"]
+        run_quiet(["git", "push", "--quiet", remote, *refs], repo)
+        self.collected.append(stash)
+        return time.monotonic() - start
+
+    def fail(self, stash: str, error: str, log: str = "") -> None:
+        e = self.experiments[stash]
+        where = ""
+        if log:
+            path = self.options.repo / LOGS / f"{e.name}-{stash[:7]}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(log)
+            where = f"; log: {path}"
+        self.failed[stash] = error
+        say(f"{e.label}  FAILED: {error}{where}")
+
+
+def describe(outcome: Outcome, collect_s: float) -> str:
+    s = outcome.seconds
+    overhead = s.get("clone", 0) + s.get("pull", 0) + s.get("push", 0) + collect_s
+    ran = f"ran {len(outcome.stages)} stages" + (f" ({', '.join(outcome.stages)})" if outcome.stages else "")
+    steps = ", ".join(f"{k} {v:.1f}" for k, v in [*s.items(), ("collect", collect_s)] if k != "run")
+    return f"done on {outcome.worker}: experiment {s.get('run', 0):.0f} s, overhead {overhead:.1f} s ({steps}); {ran}"
+
+
+def run_on_cluster(client, tasks: list[Task], options: Options, collector: Collector) -> None:
+    from distributed import as_completed
+
+    def progress(event: tuple[float, dict]) -> None:
+        message = event[1]
+        e = collector.experiments.get(message.get("stash", ""))
+        if e and message.get("state") in {"started", "running", "pushing"}:
+            say(f"{e.label}  {message['state']} on {message['on']}")
+
+    client.subscribe_topic(TOPIC, progress)
+    session = f"{time.time_ns():x}"
+    futures = {
+        client.submit(
+            run_queued, t, key=f"exp-{t.experiment.name}-{t.experiment.stash[:7]}-{session}", pure=False,
+            resources=options.resources or None,
+        ): t.experiment.stash
+        for t in tasks
+    }  # fmt: skip
+    for future in as_completed(futures, loop=client.loop):
+        stash = futures[future]
+        try:
+            outcome: Outcome = future.result()
+        except Exception as exc:  # KilledWorker after allowed-failures deaths, or a bug in the task
+            collector.fail(stash, f"{type(exc).__name__}: {first_line(exc)}")
+            continue
+        if outcome.error:
+            collector.fail(stash, outcome.error, outcome.log)
+            continue
+        try:
+            seconds = collector.collect(stash, outcome.commit)
+        except CommandFailed as exc:
+            collector.fail(stash, f"collecting: {exc}")
+            continue
+        label = collector.experiments[stash].label
+        say(
+            f"{label}  "
+            + ("pushed by an earlier attempt; collected" if outcome.earlier else describe(outcome, seconds))
+        )
+
+
+def drain(options: Options) -> int:
+    """Run every queued experiment on the cluster; the exit status (1 when any failed)."""
+    client = connect(options.address)
+    try:
+        workers = check_workers(client)
+        experiments = queued_experiments(options.repo)
+        if not experiments:
+            say("nothing queued: `dvc exp run --queue -S ...` first (`dvc queue status` lists the queue)")
+            return 0
+        remote = options.git_remote
+        plan = make_plan(experiments, remote_refs(remote, options.repo, DONE_REFS), options.repo)
+        collector = Collector(options, {e.stash: e for e in experiments})
+        say(f"{len(experiments)} queued; {len(plan.run)} to run on {workers} workers at {options.address}")
+        for stash, why in plan.refused.items():
+            collector.fail(stash, why)
+        for stash, commit in plan.collect.items():
+            collector.collect(stash, commit)
+            say(f"{collector.experiments[stash].label}  pushed by an earlier drain; collected")
+        publish(plan.run, remote, options.repo)
+        url = remote_url(remote, options.repo)
+        dvc_remote, author = default_dvc_remote(options.repo), identity(options.repo)
+        for e in plan.run:
+            say(f"{e.label}  queued")
+        run_on_cluster(client, [Task(e, url, dvc_remote, author) for e in plan.run], options, collector)
+    finally:
+        client.close()
+    say(f"{len(collector.collected)} collected, {len(collector.failed)} failed")
+    if collector.failed:
+        names = ", ".join(collector.experiments[s].label for s in collector.failed)
+        say(f"failed: {names}; their entries stay queued: fix, then run this again")
+        return 1
+    return 0
