@@ -88,3 +88,25 @@ def stack() -> Iterator:
     yield stack
     team.down(stack.root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+TEAM_PARAMS = {"compare": {"archs": ["mlp"], "seeds": [0, 1]}, "judge": {"epochs": 1}}
+
+
+@pytest.fixture(scope="session")
+def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
+    """A bare git remote holding the tiny project (one architecture, two seeds) after one `dvc
+    repro` against the team stack, whose outputs are in its S3 remote."""
+    from e2e import commit, make_project, run, set_params
+
+    base = make_project(tmp_path_factory.mktemp("base"), mnist_mirror)
+    set_params(base, TEAM_PARAMS)
+    for command in stack.dvc_remote_commands():
+        run(base, *command)
+    run(base, "dvc", "repro", **stack.worker_env())
+    run(base, "dvc", "push", **stack.worker_env())
+    commit(base, "baseline")
+    bare = tmp_path_factory.mktemp("origin") / "vaebench.git"
+    run(base, "git", "init", "-q", "--bare", "-b", "main", str(bare))
+    run(base, "git", "push", "-q", str(bare), "main")
+    return bare

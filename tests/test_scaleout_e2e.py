@@ -14,33 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e import commit, make_project, run, set_params, tool_env
+from e2e import run, tool_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.team, pytest.mark.xdist_group("team")]
 
-BASELINE = {"compare": {"archs": ["mlp"], "seeds": [0]}, "judge": {"epochs": 1}}
-LONG = "train.epochs=150"  # long enough to be caught mid-training (tiny data: a fraction of a second per epoch)
-
-
-@pytest.fixture(scope="module")
-def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
-    """A bare git remote holding a baseline whose outputs are in the stack's S3 remote."""
-    base = make_project(tmp_path_factory.mktemp("scaleout-base"), mnist_mirror)
-    set_params(base, BASELINE)
-    for command in stack.dvc_remote_commands():
-        run(base, *command)
-    run(base, "dvc", "repro", **stack.worker_env())
-    run(base, "dvc", "push", "-q", **stack.worker_env())
-    commit(base, "baseline")
-    bare = tmp_path_factory.mktemp("scaleout-origin") / "vaebench.git"
-    run(base, "git", "init", "-q", "--bare", "-b", "main", str(bare))
-    run(base, "git", "push", "-q", str(bare), "main")
-    return bare
+# One training, long enough to be caught mid-run (tiny data: a fraction of a second per epoch).
+LONG = ("-S", "train.epochs=120", "-S", "compare.seeds=[0]")
 
 
 @pytest.fixture
 def user(stack, origin: Path, tmp_path: Path) -> Path:
-    """The user's clone: its own outputs pulled, `origin` its git remote, the team stack its DVC remote."""
+    """The user's clone of conftest's `origin` (a baseline of the mlp with seeds 0 and 1, its
+    outputs in the stack's S3 remote): its outputs pulled, the team stack its DVC remote."""
     project = tmp_path / "user"
     run(tmp_path, "git", "clone", "-q", str(origin), project.name)
     for command in stack.dvc_remote_commands():
@@ -98,7 +83,7 @@ def exp_runs(stack, name: str) -> list:
 
 
 def trainings(stack, name: str, status: str) -> list:
-    return [r for r in exp_runs(stack, name) if r.info.status == status and r.info.run_name == "mlp-0"]
+    return [r for r in exp_runs(stack, name) if r.info.status == status and r.info.run_name.startswith("mlp-")]
 
 
 def test_an_unreachable_scheduler_is_one_line_naming_it_and_dequeues_nothing(stack, user: Path) -> None:
@@ -144,8 +129,9 @@ def test_a_sweep_runs_on_the_workers_and_lands_as_ordinary_experiments(stack, us
         assert metrics["mlp"]["nll_iwae"]["mean"] > 0
         stages = [line for line in output.splitlines() if line.split()[1:2] == [name] and "done on" in line]
         assert stages and "judge" not in stages[0] and "train@mlp-0" in stages[0], stages  # the baseline's reused
-        (training,) = trainings(stack, name, "FINISHED")  # on the team's tracking server
-        assert training.data.metrics["test_nll_iwae"] > 0
+        finished = trainings(stack, name, "FINISHED")  # on the team's tracking server, one per seed
+        assert sorted(r.info.run_name for r in finished) == ["mlp-0", "mlp-1"]
+        assert all(r.data.metrics["test_nll_iwae"] > 0 for r in finished)
 
     name = sorted(done)[0]
     run(user, "dvc", "exp", "apply", name)
@@ -159,7 +145,7 @@ def test_a_sweep_runs_on_the_workers_and_lands_as_ordinary_experiments(stack, us
 def test_a_worker_killed_mid_experiment_leaves_one_experiment_and_no_running_run(stack, user: Path) -> None:
     from distributed import Client
 
-    queue(user, "-n", "long", "-S", LONG)
+    queue(user, "-n", "long", *LONG)
     client_process, seen = spawn_drain(stack, user), []
     line = wait_for_line(client_process, seen, "long (", "running on")
     victim = line.split("running on ")[1].strip()
@@ -194,7 +180,7 @@ def _logged_epochs(stack, name: str) -> bool:
 
 def test_an_interrupted_client_run_again_reruns_only_what_had_not_finished(stack, user: Path) -> None:
     queue(user, "-n", "quick", "-S", "loss.kl_weight=0.25")
-    queue(user, "-n", "slow", "-S", LONG)
+    queue(user, "-n", "slow", *LONG)
     client_process, seen = spawn_drain(stack, user), []
     wait_for_line(client_process, seen, "quick (", "done on")
     client_process.send_signal(signal.SIGINT)  # Ctrl-C
@@ -208,6 +194,6 @@ def test_an_interrupted_client_run_again_reruns_only_what_had_not_finished(stack
     assert again.returncode == 0, output
     assert "1 queued; 1 to run" in output and "quick" not in output
     assert sorted(experiments(user)) == ["quick", "slow"]
-    assert len(trainings(stack, "quick", "FINISHED")) == 1
+    assert len(trainings(stack, "quick", "FINISHED")) == 2  # its two seeds, once
     assert len(trainings(stack, "slow", "FINISHED")) == 1
     assert not [r for r in exp_runs(stack, "slow") if r.info.status == "RUNNING"]

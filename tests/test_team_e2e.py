@@ -1,7 +1,7 @@
 """The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL, artifacts and the
 DVC remote on S3 (moto), two workers and a reader, concurrent load, faults, the served model.
 
-One stack for the session (conftest's `stack`), one tiny project pushed to a bare git remote.
+One stack and one tiny project pushed to a bare git remote for the session (conftest's `stack`, `origin`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,10 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
-from e2e import commit, make_project, output_hashes, run, set_params, tool_env
+from e2e import output_hashes, run, set_params, tool_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.team, pytest.mark.xdist_group("team")]
 
-TEAM_PARAMS = {
-    "compare": {"archs": ["mlp"], "seeds": [0, 1]},
-    "judge": {"epochs": 1},
-}
 EPOCHS = 2  # e2e.TINY's
 CURVE_METRICS = {"train_loss", "train_recon", "train_kl", "val_loss", "val_recon", "val_kl", "lr", "seconds"}
 
@@ -60,23 +56,6 @@ def runs(stack) -> dict[str, list]:
     for r in mlflow.search_runs([experiment.experiment_id], max_results=1000):
         found.setdefault(r.info.run_name, []).append(r)
     return found
-
-
-@pytest.fixture(scope="module")
-def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
-    """A bare git remote holding the tiny project after one `dvc repro` against the stack, whose
-    outputs are in the S3 remote."""
-    base = make_project(tmp_path_factory.mktemp("base"), mnist_mirror)
-    set_params(base, TEAM_PARAMS)
-    for command in stack.dvc_remote_commands():
-        run(base, *command)
-    run_as(stack, base, "dvc", "repro")
-    run_as(stack, base, "dvc", "push")
-    commit(base, "baseline")
-    bare = tmp_path_factory.mktemp("origin") / "vaebench.git"
-    run(base, "git", "init", "-q", "--bare", "-b", "main", str(bare))
-    run(base, "git", "push", "-q", str(bare), "main")
-    return bare
 
 
 def clone(stack, origin: Path, into: Path) -> Path:

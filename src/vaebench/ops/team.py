@@ -265,20 +265,30 @@ def create_worker_user(stack: Stack) -> None:
         del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
 
 
-def stop_process(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, SIGKILL what is left after `timeout`."""
+def stop_processes(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM each process group, then SIGKILL what is left of them after `timeout` (all at once)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
+        alive = [pid for pid in pids if _signal_group(pid, sig)]
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
+        while alive and time.monotonic() < deadline:
             time.sleep(0.2)
+            alive = [pid for pid in alive if _signal_group(pid, 0)]
+        if not alive:
+            return
+        pids = alive
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Send `sig` to the process group; whether it still exists."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    stop_processes([pid], timeout)
 
 
 # The Dask cluster
@@ -350,8 +360,7 @@ def down(root: Path) -> None:
         stack = Stack.load(root)
     except TeamStackError:
         stack = Stack(root=root)
-    for pid in stack.pids.values():
-        stop_process(pid)
+    stop_processes(list(stack.pids.values()))
     stop_postgres(stack)
     shutil.rmtree(root, ignore_errors=True)
 

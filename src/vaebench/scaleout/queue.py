@@ -50,7 +50,7 @@ def queued_experiments(repo: Path) -> list[QueuedExperiment]:
 
     with Repo(str(repo)) as dvc:
         entries = list(dvc.experiments.celery_queue.iter_queued())
-    return [QueuedExperiment(e.stash_rev, e.baseline_rev, e.name or e.stash_rev[:7]) for e in reversed(entries)]
+    return [QueuedExperiment(e.stash_rev, e.baseline_rev, e.name or e.stash_rev[:7]) for e in entries]
 
 
 def default_dvc_remote(repo: Path) -> dict[str, str]:
