@@ -29,3 +29,16 @@ def test_a_worker_gets_two_uris_and_two_credentials(tmp_path: Path) -> None:
     assert f"export MLFLOW_TRACKING_PASSWORD={stack.worker_password}" in lines
     assert f"export AWS_SECRET_ACCESS_KEY={stack.s3_secret}" in lines
     assert "endpointurl http://127.0.0.1:2" in lines and stack.pg_password not in lines  # the database stays private
+
+
+def test_the_workers_get_a_relative_mnist_mirror_as_an_absolute_path(tmp_path, monkeypatch) -> None:
+    """CI's `MNIST_MIRROR=../shared/mnist` names nothing from a worker's scratch clone."""
+    from vaebench.ops.team import _absolute_mirror
+
+    (tmp_path / "shared" / "mnist").mkdir(parents=True)
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    monkeypatch.setenv("MNIST_MIRROR", "../shared/mnist")
+    assert _absolute_mirror() == {"MNIST_MIRROR": str(tmp_path / "shared" / "mnist")}
+    monkeypatch.setenv("MNIST_MIRROR", "https://example.invalid/mnist/")
+    assert _absolute_mirror() == {}

@@ -313,6 +313,7 @@ def start_dask(stack: Stack) -> None:
         command = [dask, "worker", stack.scheduler_address, "--name", name, "--host", HOST, "--nthreads", "1"]
         command += ["--nworkers", "1", "--local-directory", str(folder), "--no-dashboard"]
         env = {**stack.worker_env(), "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // DASK_WORKERS))}
+        env |= _absolute_mirror()
         stack.pids[f"dask-{name}"] = _start(command, stack.root / f"dask-{name}.log", env).pid
     from distributed import Client
 
@@ -321,6 +322,15 @@ def start_dask(stack: Stack) -> None:
             client.wait_for_workers(DASK_WORKERS, timeout=START_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
         raise TeamStackError(f"the Dask workers did not join ({exc}); see {stack.root}/dask-worker-*.log") from None
+
+
+def _absolute_mirror() -> dict[str, str]:
+    """A relative MNIST_MIRROR directory made absolute: a worker runs each experiment in a scratch
+    clone, where `../shared/mnist` would name nothing."""
+    mirror = os.environ.get("MNIST_MIRROR", "")
+    if mirror and "://" not in mirror and Path(mirror).is_dir():
+        return {"MNIST_MIRROR": str(Path(mirror).resolve())}
+    return {}
 
 
 def _listening(port: int) -> bool:

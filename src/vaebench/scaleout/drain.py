@@ -228,7 +228,10 @@ def drain(options: Options) -> int:
         for stash, commit in plan.collect.items():
             collector.collect(stash, commit)
             say(f"{collector.experiments[stash].label}  pushed by an earlier drain; collected")
+        start = time.monotonic()
         publish(plan.run, remote, options.repo)
+        if plan.run:
+            say(f"pushed {len(plan.run)} stash commits to {remote} in {time.monotonic() - start:.1f} s")
         url = remote_url(remote, options.repo)
         dvc_remote, author = default_dvc_remote(options.repo), identity(options.repo)
         for e in plan.run:
