@@ -20,6 +20,7 @@ from vaebench.core.errors import Terminated
 
 POLL_S = 0.5
 _watched: tuple[int, str] | None = None  # (pid, start time) of the dvc process this stage belongs to
+_orphaned = False  # set when this guard, not a user, stopped the stage
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -66,9 +67,16 @@ def check_dvc_alive() -> None:
 
 
 def _watch() -> None:
+    global _orphaned
     while not dvc_is_gone():
         time.sleep(POLL_S)
+    _orphaned = True
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def orphaned() -> bool:
+    """Whether the guard stopped this stage because its dvc had died (not a signal from a user)."""
+    return _orphaned
 
 
 def guard_against_orphaning() -> None:

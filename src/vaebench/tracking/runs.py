@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from vaebench.core.errors import StageError, Terminated, first_line
-from vaebench.core.guardian import dvc_is_gone
+from vaebench.core.guardian import orphaned
 from vaebench.core.io import process_alive
 from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
 from vaebench.tracking.ui import share_grouped_view
@@ -148,7 +148,7 @@ def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
         status = RunStatus.FINISHED
     except (KeyboardInterrupt, Terminated):
         status = RunStatus.KILLED
-        if dvc_is_gone():  # not stopped by a user: the dvc (or the machine's worker) running it died
+        if orphaned():  # not stopped by a user: the dvc (or the machine's worker) running it died
             status = RunStatus.FAILED
             mlflow.set_tag("vaebench.note", "the dvc process that ran this stage died; the stage stopped")
         raise
