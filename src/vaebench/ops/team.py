@@ -325,12 +325,15 @@ def start_dask(stack: Stack) -> None:
 
 
 def _absolute_mirror() -> dict[str, str]:
-    """A relative MNIST_MIRROR directory made absolute: a worker runs each experiment in a scratch
-    clone, where `../shared/mnist` would name nothing."""
-    mirror = os.environ.get("MNIST_MIRROR", "")
-    if mirror and "://" not in mirror and Path(mirror).is_dir():
-        return {"MNIST_MIRROR": str(Path(mirror).resolve())}
-    return {}
+    """A relative MNIST_MIRROR directory made absolute, as the stages resolve it: a worker runs each
+    experiment in a scratch clone, where `../shared/mnist` would name nothing."""
+    from vaebench.core.environment import mnist_mirror
+
+    try:
+        mirror = mnist_mirror()
+    except StageError:  # not a directory here either: the worker's validate stage says so
+        return {}
+    return {"MNIST_MIRROR": str(mirror)} if isinstance(mirror, Path) else {}
 
 
 def _listening(port: int) -> bool:
