@@ -195,5 +195,7 @@ def test_an_interrupted_client_run_again_reruns_only_what_had_not_finished(stack
     assert "1 queued; 1 to run" in output and "quick" not in output
     assert sorted(experiments(user)) == ["quick", "slow"]
     assert len(trainings(stack, "quick", "FINISHED")) == 2  # its two seeds, once
-    assert len(trainings(stack, "slow", "FINISHED")) == 1
+    # slow's training may have finished before the interrupt (under load quick's seven stages can take
+    # longer), but not its experiment: it ran again, and its first attempt's stages stopped
+    assert 1 <= len(trainings(stack, "slow", "FINISHED")) <= 2
     assert not [r for r in exp_runs(stack, "slow") if r.info.status == "RUNNING"]

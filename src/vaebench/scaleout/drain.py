@@ -171,8 +171,6 @@ def describe(outcome: Outcome, collect_s: float) -> str:
 
 
 def run_on_cluster(client, tasks: list[Task], options: Options, collector: Collector) -> None:
-    from distributed import as_completed
-
     def progress(event: tuple[float, dict]) -> None:
         message = event[1]
         e = collector.experiments.get(message.get("stash", ""))
@@ -188,6 +186,17 @@ def run_on_cluster(client, tasks: list[Task], options: Options, collector: Colle
         ): t.experiment.stash
         for t in tasks
     }  # fmt: skip
+    try:
+        _collect_as_completed(client, futures, collector)
+    finally:  # Ctrl-C or an error here: what still runs is cancelled, not left to the client's departure
+        unfinished = [f for f in futures if not f.done()]
+        if unfinished:
+            client.cancel(unfinished, force=True)
+
+
+def _collect_as_completed(client, futures: dict, collector: Collector) -> None:
+    from distributed import as_completed
+
     for future in as_completed(futures, loop=client.loop):
         stash = futures[future]
         try:
