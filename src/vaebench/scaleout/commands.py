@@ -76,18 +76,26 @@ def run_logged(
             command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **tool_path()},
             start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
-        while process.poll() is None:
+        while not _ended(process):
             if should_stop():
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait()
                 raise Stopped(step)
-            time.sleep(POLL_S)
     with log.open() as written:
         written.seek(start)
         output = written.read()
     if process.returncode != 0:
         raise CommandFailed(step, telling_line(output))
     return output
+
+
+def _ended(process: subprocess.Popen) -> bool:
+    """Whether `process` ends within POLL_S: returns as soon as it does, so a step's time is its own."""
+    try:
+        process.wait(timeout=POLL_S)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def run_quiet(command: list[str], cwd: Path, retry_locked_s: float = 0) -> str:
