@@ -63,6 +63,37 @@ def test_finished_failed_and_killed(store: Path) -> None:
     assert status_of(run.info.run_id) == "KILLED"
 
 
+STOPPED_TWICE = """
+import os, signal, mlflow
+from vaebench.core.guardian import uninterrupted
+from vaebench.tracking.runs import tracked_run, use_experiment
+
+use_experiment("tests")
+end_run = mlflow.end_run
+def end_run_under_a_second_signal(status):
+    os.kill(os.getpid(), signal.SIGTERM)  # what the orphan guard sends once the group's SIGTERM killed dvc
+    end_run(status)
+mlflow.end_run = end_run_under_a_second_signal
+try:
+    with tracked_run(run_name="stopped") as run:
+        print(run.info.run_id)
+        with uninterrupted():
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("the write finished")
+        print("went on after the stop")
+except BaseException as exc:
+    print(type(exc).__name__)
+"""
+
+
+def test_a_stop_waits_for_a_write_and_a_second_signal_cannot_cut_the_run_short(store: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"DVC_ROOT": str(store)}
+    result = subprocess.run([sys.executable, "-c", STOPPED_TWICE], env=env, capture_output=True, text=True, timeout=120)
+    run_id, *said = result.stdout.split()
+    assert said == ["the", "write", "finished", "Terminated"], result.stdout + result.stderr
+    assert status_of(run_id) == "KILLED"
+
+
 def test_provenance_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
     tags = provenance_tags("train@cnn-1", arch="cnn", seed="1")

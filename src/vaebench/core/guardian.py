@@ -6,14 +6,24 @@ guard it would rename its outputs into place after DVC is gone, leaving dvc.lock
 finds the nearest `dvc` process above this one in /proc (Linux; elsewhere it does nothing), then
 a daemon thread checks it every half second and sends this process SIGTERM when it is gone;
 `core.io.atomic_path` also checks it just before its renames.
+
+It also says how a stage stops on a signal (`stoppable`): the first SIGTERM or Ctrl-C raises, so
+that MLflow runs close and outputs stay as they were; later ones are ignored. A process group's
+SIGTERM (`kill -- -PGID`, Dask cancelling an experiment) kills `dvc` too, and this guard then sends
+a second SIGTERM, which must not cut the run's ending short. A signal that lands inside a store
+write waits for the write (`uninterrupted`): an exception raised inside SQLAlchemy's write can
+leave SQLite locked for this process, and the run RUNNING.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vaebench.core.errors import Terminated
@@ -21,6 +31,8 @@ from vaebench.core.errors import Terminated
 POLL_S = 0.5
 _watched: tuple[int, str] | None = None  # (pid, start time) of the dvc process this stage belongs to
 _orphaned = False  # set when this guard, not a user, stopped the stage
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_held: list[int] | None = None  # inside `uninterrupted`: the stop signals that came meanwhile
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -87,3 +99,43 @@ def guard_against_orphaning() -> None:
     _watched = dvc_ancestor()
     if _watched is not None:
         threading.Thread(target=_watch, name="dvc-guardian", daemon=True).start()
+
+
+def _stop(signum: int, frame: object) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    for each in STOP_SIGNALS:  # stopping now: later signals must not interrupt the stop
+        signal.signal(each, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(f"received signal {signum}")
+
+
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGTERM raises Terminated and SIGINT KeyboardInterrupt in the block, the first one only.
+    The previous handlers come back after it unless it was stopped (then the process is ending)."""
+    previous = {each: signal.signal(each, _stop) for each in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is _stop:
+            for each, handler in previous.items():
+                signal.signal(each, handler)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A stop signal that comes during the block takes effect when it ends (not during an error)."""
+    global _held
+    if _held is not None or signal.getsignal(signal.SIGTERM) is not _stop:
+        yield  # nested, or outside `stoppable`
+        return
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+    if held and sys.exc_info()[0] is None:
+        _stop(held[0], None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -32,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from vaebench.core.errors import StageError, Terminated, first_line
-from vaebench.core.guardian import orphaned
+from vaebench.core.guardian import orphaned, stoppable, uninterrupted
 from vaebench.core.io import process_alive
 from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
 from vaebench.tracking.ui import share_grouped_view
@@ -133,40 +132,42 @@ def close_stale_runs(experiment_id: str, stage: str) -> list[str]:
     return closed
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated(f"received signal {signum}")
-
-
 @contextmanager
 def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
-    """`mlflow.start_run`, ending FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    run = mlflow.start_run(**start_run_kwargs)
-    status = RunStatus.FAILED
-    try:
-        yield run
-        status = RunStatus.FINISHED
-    except (KeyboardInterrupt, Terminated):
-        status = RunStatus.KILLED
-        if orphaned():  # not stopped by a user: the dvc (or the machine's worker) running it died
-            status = RunStatus.FAILED
-            mlflow.set_tag("vaebench.note", "the dvc process that ran this stage died; the stage stopped")
-        raise
-    finally:
+    """`mlflow.start_run`, ending FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM
+    (`core.guardian.stoppable`: the first signal stops the stage; none can cut the run's end short)."""
+    with stoppable():
+        with uninterrupted():
+            run = mlflow.start_run(**start_run_kwargs)
+        status = RunStatus.FAILED
         try:
-            mlflow.end_run(RunStatus.to_string(status))
-        except Exception as exc:  # a full disk, or an interrupt inside a store write that left SQLite locked
-            said = first_line(exc)
-            note = (
-                f"the MLflow run {run.info.run_id} could not be marked {RunStatus.to_string(status)} ({said});"
-                " the next run of this stage marks it FAILED"
-            )
-            failure = sys.exc_info()[1]
-            if failure is not None:
-                failure.add_note(note)  # said in the stage's one error line
-            else:
-                print(f"warning: {note}")
-        signal.signal(signal.SIGTERM, previous)
+            yield run
+            status = RunStatus.FINISHED
+        except (KeyboardInterrupt, Terminated):
+            status = RunStatus.KILLED
+            if orphaned():  # not stopped by a user: the dvc (or the machine's worker) running it died
+                status = RunStatus.FAILED
+                mlflow.set_tag("vaebench.note", "the dvc process that ran this stage died; the stage stopped")
+            raise
+        finally:
+            with uninterrupted():
+                _end_run(run, status, failure=sys.exc_info()[1])
+
+
+def _end_run(run: mlflow.ActiveRun, status: int, failure: BaseException | None) -> None:
+    """End the run; a store that cannot take it (a full disk, a lock left by an earlier write) is said
+    in the stage's one error line, or printed when there is none."""
+    try:
+        mlflow.end_run(RunStatus.to_string(status))
+    except Exception as exc:
+        note = (
+            f"the MLflow run {run.info.run_id} could not be marked {RunStatus.to_string(status)} ({first_line(exc)});"
+            " the next run of this stage marks it FAILED"
+        )
+        if failure is not None:
+            failure.add_note(note)
+        else:
+            print(f"warning: {note}")
 
 
 def find_run(run_id: str) -> bool:

@@ -12,6 +12,7 @@ import torch
 
 from vaebench.comparison.grids import originals_over_reconstructions, to_pil
 from vaebench.core import paths
+from vaebench.core.guardian import uninterrupted
 from vaebench.core.io import atomic_path, write_json
 from vaebench.core.params import Params, flat_params
 from vaebench.data.splits import binarized, load_split, processed_digest
@@ -31,11 +32,13 @@ class Snapshots:
         self.images, self.epochs, self.recons = images.clone(), epochs, []  # a clone: not the whole split
 
     def __call__(self, model: torch.nn.Module, metrics: EpochMetrics) -> None:
-        mlflow.log_metrics({k: v for k, v in metrics.as_dict().items() if k != "epoch"}, step=metrics.epoch)
+        with uninterrupted():  # a stop waits for the epoch's writes: one cut short can leave SQLite locked
+            mlflow.log_metrics({k: v for k, v in metrics.as_dict().items() if k != "epoch"}, step=metrics.epoch)
         if metrics.epoch in self.epochs:
             self.recons.append(model.reconstruct(self.images))
             grid = originals_over_reconstructions(self.images, self.recons[-1])
-            mlflow.log_image(to_pil(grid), key="reconstructions", step=metrics.epoch)
+            with uninterrupted():
+                mlflow.log_image(to_pil(grid), key="reconstructions", step=metrics.epoch)
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {"epochs": torch.tensor(self.epochs), "images": self.images.cpu(), "recons": torch.stack(self.recons)}
