@@ -68,6 +68,7 @@ postgres:
 lint: setup-dev
 	ruff check .
 	ruff format --check .
+	lint-imports
 
 format: setup-dev
 	ruff check --fix .

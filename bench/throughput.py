@@ -1,10 +1,11 @@
 """Training throughput, side by side: the original recipe's DataLoader loop, the project's trainer, the limit.
 
 For each architecture and batch size, in one process on one machine, images per second of:
-  1. original: the original recipe's model as written (bench/cnn_layout.py's `original_model`) fed by torchvision
-     MNIST with ToTensor + Normalize through a shuffled DataLoader, as the original recipe's loop does;
-  2. trainer:  vaebench.training.fit's epoch loop on device tensors, as the pipeline runs it;
-  3. limit:    forward + backward + Adam step on batches already in memory, nothing else;
+  1. original: the original recipe's model as written (the specification, `vaebench.models`) fed by
+     torchvision MNIST with ToTensor + Normalize through a shuffled DataLoader, as the original recipe's loop does;
+  2. trainer:  vaebench.training.fit's epoch loop on device tensors and the model's speed forms
+     (`vaebench.speed.forms`, runtime.fast), as the pipeline runs it;
+  3. limit:    forward + backward + Adam step of the speed forms on batches already in memory, nothing else;
 and the trainer with `train.compile: true` (torch.compile), its compile time measured apart.
 Then the IWAE bound's decodes per second as the evaluate stage runs it (batches of 500 test
 images, importance samples decoded in chunks of `decodes_in_flight`), against one chunk size of
@@ -32,17 +33,18 @@ from pathlib import Path
 
 import torch
 import yaml
-from cnn_layout import original_model  # bench/cnn_layout.py: bench/ is on sys.path when run as a script
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from vaebench.core.environment import mnist_mirror, resolve_device
+from vaebench.core.params import Recipe, load_params
 from vaebench.core.runtime import keep_freed_memory
 from vaebench.data.mnist import download
 from vaebench.evaluation.evaluate import decodes_in_flight, iwae_log_likelihood
 from vaebench.models import build_model
-from vaebench.training.fit import Recipe, adam, train_epoch
+from vaebench.speed import forms
+from vaebench.training.fit import adam, train_epoch
 from vaebench.training.loss import vae_loss
 
 STAGES = tuple(yaml.safe_load(Path("dvc.yaml").read_text())["stages"])  # each runs stages/<name>.py
@@ -52,7 +54,7 @@ def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.d
     """The original recipe's way: its model, per-item PIL -> ToTensor -> Normalize, DataLoader, MSE + 0.0002 KL."""
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     loader = DataLoader(MNIST(raw, train=True, transform=tf), batch_size=batch, shuffle=True)
-    model = original_model(arch).to(device).train()
+    model = build_model(arch).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     seen, start = 0, time.perf_counter()
     for x, _ in loader:
@@ -69,11 +71,24 @@ def original_loop(arch: str, raw: Path, batch: int, images: int, device: torch.d
     return seen / (time.perf_counter() - start)
 
 
+def fast_model(arch: str, device: torch.device) -> torch.nn.Module:
+    """The architecture in its speed forms, as training and evaluation run it (runtime.fast)."""
+    return forms.accelerate(build_model(arch).to(device))
+
+
+def bench_recipe(batch: int) -> Recipe:
+    """params.yaml's recipe at this batch size, one epoch, BCE and beta = 1, in the speed forms."""
+    params = load_params()
+    train = params.train.model_copy(update={"epochs": 1, "batch_size": batch, "lr": 1e-3, "compile": False})
+    loss = params.loss.model_copy(update={"recon": "bce", "kl_weight": 1.0})
+    return Recipe(train=train, loss=loss, binarize=False, fast=True, seed=0)
+
+
 class Trainer:
     """vaebench.training.fit's epoch loop on one model, as the pipeline runs it; `compile` as train.compile."""
 
     def __init__(self, arch: str, batch: int, device: torch.device, compile: bool = False) -> None:
-        self.model = build_model(arch).to(device)
+        self.model = fast_model(arch, device)
         self.forward = torch.compile(self.model) if compile else self.model
         self.optimizer = adam(self.model, lr=1e-3)
         self.generator = torch.Generator().manual_seed(0)
@@ -81,8 +96,7 @@ class Trainer:
 
     def images_per_second(self, data: torch.Tensor) -> float:
         start = time.perf_counter()
-        recipe = Recipe(epochs=1, batch_size=self.batch, lr=1e-3, recon="bce", kl_weight=1.0, seed=0)
-        train_epoch(self.model, self.optimizer, data, recipe, self.generator, 1, self.forward)
+        train_epoch(self.model, self.optimizer, data, bench_recipe(self.batch), self.generator, 1, self.forward)
         _sync(self.device)
         return len(data) / (time.perf_counter() - start)
 
@@ -98,13 +112,13 @@ def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> fl
     Not one repeated batch: a model overfitting a single batch drifts into denormal values, which
     the CPU handles far slower, and the "limit" would come out below the trainer.
     """
-    model = build_model(arch).to(device).train()
+    model = fast_model(arch, device).train()
     optimizer = adam(model, lr=1e-3)
     batches = data.split(batch)
     start = time.perf_counter()
     for x in batches:
         logits, mu, logvar = model(x)
-        loss = vae_loss(logits, x, mu, logvar, "bce", 1.0).loss / len(x)
+        loss = vae_loss(logits, x, mu, logvar, "bce", 1.0, forms.softplus).loss / len(x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -114,10 +128,10 @@ def limit(arch: str, data: torch.Tensor, batch: int, device: torch.device) -> fl
 
 def iwae_decodes_per_second(arch: str, data: torch.Tensor, in_flight: int, k: int = 200) -> float:
     """Importance samples decoded and scored per second by the evaluate stage's IWAE bound."""
-    model = build_model(arch).to(data.device).eval()
+    model = fast_model(arch, data.device).eval()
     images = data[:500]  # evaluate.batch_size's default
     start = time.perf_counter()
-    iwae_log_likelihood(model, images, k, "bce", chunk=max(1, in_flight // len(images)))
+    iwae_log_likelihood(model, images, k, "bce", chunk=max(1, in_flight // len(images)), softplus=forms.softplus)
     _sync(data.device)
     return len(images) * k / (time.perf_counter() - start)
 

@@ -3,13 +3,13 @@ seeds, as PNGs under reports/figures/."""
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 
-from vaebench.comparison.render import render_all
 from vaebench.core import paths
 from vaebench.core.io import atomic_path
 from vaebench.core.params import load_params
 from vaebench.core.runtime import configure
 from vaebench.core.stage import run_stage
 from vaebench.data.splits import load_split
+from vaebench.figures.render import render_all
 
 
 def main() -> None:

@@ -29,6 +29,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             raise pytest.UsageError(f"pytest-xdist did not group {ungrouped[0]} (pytest 9.2 breaks loadgroup)")
 
 
+@pytest.fixture
+def dvc_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory in a DVC repository with this project's dvc.yaml (no git, no outputs):
+    where DVC's own index names the stage that writes a path, as in error messages' hints."""
+    from e2e import REPO
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def mnist_mirror() -> Path:
     """The directory named by MNIST_MIRROR (CI sets it to ../shared/mnist)."""
@@ -90,12 +104,12 @@ def stack() -> Iterator:
     shutil.rmtree(root, ignore_errors=True)
 
 
-TEAM_PARAMS = {"compare": {"archs": ["mlp"], "seeds": [0, 1]}, "judge": {"epochs": 1}}
+TEAM_PARAMS = {"compare": {"archs": ["mlp"], "seeds": [0]}}
 
 
 @pytest.fixture(scope="session")
 def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
-    """A bare git remote holding the tiny project (one architecture, two seeds) after one `dvc
+    """A bare git remote holding the tiny project (one architecture, one seed) after one `dvc
     repro` against the team stack, whose outputs are in its S3 remote."""
     from e2e import commit, make_project, run, set_params
 

@@ -97,13 +97,13 @@ def test_subset_and_summary(tiny_mnist_root: Path) -> None:
     assert summary["train_pixel_mean"] == pytest.approx(splits["train"][0].mean().item(), abs=1e-6)
 
 
-def test_a_truncated_split_names_the_file(tmp_path: Path) -> None:
+def test_a_truncated_split_names_the_file(dvc_project: Path) -> None:
     import torch
 
     from vaebench.core.errors import StageError
     from vaebench.data.splits import load_split
 
-    folder = tmp_path / "data" / "processed"
+    folder = dvc_project / "data" / "processed"
     folder.mkdir(parents=True)
     torch.save({"images": torch.zeros(10, 1, 28, 28), "labels": torch.zeros(10)}, folder / "test.pt")
     (folder / "test.pt").write_bytes((folder / "test.pt").read_bytes()[:500])

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_training import KW, blobs
+from test_training import blobs, recipe
 
 from vaebench.evaluation.evaluate import evaluate_model, iwae_log_likelihood, linear_probe_accuracy
 from vaebench.models import build_model
-from vaebench.training.fit import Recipe, fit
+from vaebench.training.fit import fit
 
 
 @pytest.fixture(scope="module")
 def trained():
     torch.manual_seed(0)
     model = build_model("mlp", hidden=64, latent=4)
-    fit(model, blobs(512), blobs(64), Recipe(epochs=3, **KW))
+    fit(model, blobs(512), blobs(64), recipe(epochs=3))
     return model.eval()
 
 

@@ -49,7 +49,8 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path)
     assert (tmp_path / "model").read_text() == "new"
 
 
-def test_a_missing_or_corrupt_input_names_the_file_and_the_fix(tmp_path: Path) -> None:
+def test_a_missing_or_corrupt_input_names_the_file_and_the_fix(dvc_project: Path) -> None:
+    tmp_path = dvc_project
     run_json = tmp_path / "models" / "vae" / "mlp-0" / "run.json"  # inside a train stage's output
     run_json.parent.mkdir(parents=True)
     run_json.write_text("{truncated")

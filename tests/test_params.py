@@ -71,6 +71,8 @@ def test_repository_params_are_valid_and_complete() -> None:
         ({"data": {"binarize": True}, "loss": {"recon": "mse"}}, r"  - data\.binarize = true: needs loss\.recon"),
         ({"judge": {"epochs": 0}}, r"judge\.epochs = 0"),
         ({"mlflow": {"experiment": " "}}, r"mlflow\.experiment = ' '"),
+        ({"mlflow": {"experiment": ""}}, r"mlflow\.experiment = ''"),
+        ({"compare": {"seeds": [10**12]}}, r"compare\.seeds\.0 = 1000000000000: .*less than or equal to 4294967295"),
         ({"compare": {"archs": ["mlp", "resnet"]}}, r"compare\.archs: 'resnet' has no model file; allowed: burda,"),
         ({"compare": {"seeds": [0, 0]}}, r"compare\.seeds = \[0, 0\]: each value once"),
         ({"compare": {"seeds": []}}, r"compare\.seeds = \[\]: .*at least 1"),
@@ -134,3 +136,31 @@ def test_flat_params_align_model_sections_across_architectures() -> None:
     assert mlp["model.latent"] == 20 and cnn["model.latent"] == 10 and cnn["seed"] == 1
     assert mlp["train.epochs"] == cnn["train.epochs"] and mlp["arch"] == "mlp"
     assert "model.mlp.latent" not in mlp and "compare.seeds" not in mlp
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"model": {"mlp.hidden": 10**9}}, r"model\.mlp: 1,630,000,000,824 parameters need at least [\d,]+ [GP]iB"),
+        ({"train": {"epochs": 10**12}}, r"train\.epochs = 1000000000000: training mlp .* at least [\d,]+ years"),
+    ],
+)
+def test_a_model_or_run_beyond_any_machine_is_refused_with_its_estimate(overrides: dict, expected: str) -> None:
+    import torch
+
+    from vaebench.core.errors import StageError
+    from vaebench.training.budget import check_budget
+
+    with pytest.raises(StageError, match=expected):
+        check_budget(checked(with_(overrides)), torch.device("cpu"), memory=24 << 30)
+
+
+def test_an_absent_device_is_named_with_the_allowed_ones() -> None:
+    import torch
+
+    from vaebench.core.environment import DeviceError, resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceError, match=r"runtime\.device = 'cuda' but no CUDA device is available; allowed: "):
+        resolve_device("cuda")

@@ -36,7 +36,7 @@ def test_outputs(project: Path, first_repro: str) -> None:
         figures = json.loads((project / "metrics" / "eval" / f"{name}.json").read_text())
         assert set(METRICS) <= figures.keys() and figures["nll_iwae"] > 0
     judge = json.loads((project / "metrics" / "judge.json").read_text())
-    assert judge["test_accuracy"] >= 0.99  # real MNIST
+    assert judge["test_accuracy"] >= 0.98  # real MNIST, after one epoch (the default's three: test_judge.py)
     assert judge["fid_test_halves"] < judge["fid_test_vs_noise"] / 10
     kinds = ("reconstructions", "samples", "progress", "latent_map", "interpolations")
     assert {p.name for p in (project / "reports" / "figures").iterdir()} == {
@@ -137,9 +137,12 @@ def test_a_code_edit_reruns_exactly_the_stages_that_run_it(project: Path, first_
 def test_cnn_param_as_an_experiment_reruns_only_the_cnn_branch(project: Path, first_repro: str) -> None:
     commit(project, "baseline")
     mlp_run = json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"]
-    output = run(project, "dvc", "exp", "run", "-n", "cnn4", "-S", "model.cnn.latent=4")
-    cnn = {f"{stage}@cnn-{seed}" for stage in ("train", "evaluate") for seed in SEEDS}
-    assert stages_run(output) == {"validate", "render", "report"} | cnn, output
+    try:  # one seed is enough to see which branch reruns
+        output = run(project, "dvc", "exp", "run", "-n", "cnn4", "-S", "model.cnn.latent=4", "-S", "compare.seeds=[0]")
+    finally:  # the workspace back at the baseline for the modules after this one (seed 1 included)
+        run(project, "git", "checkout", "--", ".")
+        run(project, "dvc", "checkout", "--force")
+    assert stages_run(output) == {"validate", "render", "report", "train@cnn-0", "evaluate@cnn-0"}, output
     assert json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"] == mlp_run
     shown = json.loads(run(project, "dvc", "exp", "show", "--json"))
     experiments = [exp for baseline in shown for exp in baseline.get("experiments") or []]

@@ -37,22 +37,11 @@ def repro_fails(project: Path, *args: str, **env: str) -> str:
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [
+    [  # one case per way validate refuses (the messages are test_params.py's): the schema, before torch
         ({"train": {"epochs": 20.5}}, r"train\.epochs = 20\.5: Input should be a valid integer"),
-        ({"model": {"cnn.channels": [16, 32]}}, r"model\.cnn\.channels = \[16, 32\]: three channel counts are needed"),
-        ({"mlflow": {"experiment": ""}}, r"mlflow\.experiment = ''"),
-        ({"runtime": {"device": "cuda"}}, r"runtime\.device = 'cuda' but no CUDA device is available"),
-        (
-            {"compare": {"seeds": [10**12]}},
-            r"compare\.seeds\.0 = 1000000000000: Input should be less than or equal to 4294967295",
-        ),
-        (
+        (  # and the budget, after the model files
             {"model": {"mlp.hidden": 10**9}},
             r"model\.mlp: 1,630,000,000,824 parameters need at least [\d,]+ [GP]iB to train",
-        ),
-        (
-            {"train": {"epochs": 10**12}},
-            r"train\.epochs = 1000000000000: training mlp .* would take at least [\d,]+ years",
         ),
     ],
 )
@@ -60,11 +49,6 @@ def test_bad_param_under_dvc_repro_loses_nothing(
     project: Path, first_repro: str, overrides: dict, message: str
 ) -> None:
     """DVC would delete a changed stage's outputs before its command: validate fails first, alone."""
-    if "runtime" in overrides:
-        import torch
-
-        if torch.cuda.is_available():
-            pytest.skip("this machine has CUDA")
     params = (project / "params.yaml").read_text()
     before, runs_before = output_hashes(project), len(runs_by_name(project))
     set_params(project, overrides)
@@ -94,56 +78,18 @@ def test_unreachable_tracking_server_fails_in_seconds(project: Path, first_repro
     assert output_hashes(project) == before
 
 
-def test_corrupt_model_fails_naming_the_file_and_keeps_the_figures(project: Path, first_repro: str) -> None:
-    weights = project / "models" / "vae" / "mlp-0" / "weights.pt"
-    before = output_hashes(project)
-    weights.write_bytes(weights.read_bytes()[:1000])
-    try:
-        output = repro_fails(project, "-f", "-s", "evaluate@mlp-0")
-    finally:
-        run(project, "dvc", "checkout", "-f", "models/vae/mlp-0")
-    assert "error: models/vae/mlp-0/weights.pt is unreadable" in output, output
-    assert "`dvc checkout --force models/vae/mlp-0` or rebuild it with `dvc repro -f train@mlp-0`" in output
-    assert "Traceback" not in output
-    assert output_hashes(project) == before
-
-
-def _pickle_with_an_object(path: Path) -> None:
-    """A weights file that holds more than tensors (here a harmless datetime; it could be code)."""
-    code = "import datetime, sys, torch; torch.save({'when': datetime.datetime(2020, 1, 1)}, sys.argv[1])"
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
-
-
-def _set_hidden(path: Path) -> None:
-    config = json.loads(path.read_text())
-    config["config"]["hidden"] = 300
-    path.write_text(json.dumps(config))
-
-
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:200])
-
-
 @pytest.mark.parametrize(
-    ("broken", "damage", "stage", "message", "restore"),
-    [
-        ("models/vae/mlp-0/weights.pt", _pickle_with_an_object, "evaluate@mlp-0",
-         r"weights\.pt is not plain tensor data \(it holds pickled objects, which can run code\): it was not loaded",
+    ("broken", "stage", "message", "restore"),
+    [  # one case of the mechanism; each way a file can be broken is test_models.py's and test_data.py's
+        ("models/vae/mlp-0/weights.pt", "evaluate@mlp-0", r"error: models/vae/mlp-0/weights\.pt is unreadable",
          "dvc checkout --force models/vae/mlp-0"),
-        ("models/vae/mlp-0/config.json", _set_hidden, "evaluate@mlp-0",
-         r"config\.json is unreadable \(config\.hidden = 300 does not fit weights\.pt, trained with hidden = 400\)",
-         "dvc checkout --force models/vae/mlp-0"),
-        ("models/vae/mlp-0/snapshots.pt", _truncate, "render", r"snapshots\.pt is unreadable",
-         "dvc checkout --force models/vae/mlp-0"),
-        ("data/processed/test.pt", _truncate, "evaluate@mlp-0", r"data/processed/test\.pt is unreadable",
-         "dvc checkout --force data/processed"),
     ],
 )  # fmt: skip
 def test_a_broken_input_is_one_line_whose_restore_command_works(
-    project: Path, first_repro: str, broken: str, damage, stage: str, message: str, restore: str
+    project: Path, first_repro: str, broken: str, stage: str, message: str, restore: str
 ) -> None:
     before = output_hashes(project)
-    damage(project / broken)
+    (project / broken).write_bytes((project / broken).read_bytes()[:1000])  # truncated
     try:
         output = repro_fails(project, "-f", "-s", stage)
         assert re.search(message, output) and "Traceback" not in output, output
@@ -361,7 +307,8 @@ def served_pipeline(project: Path, first_repro: str, tmp_path_factory: pytest.Te
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
     command += ["--artifacts-destination", str(store / "artifacts")]
-    server = subprocess.Popen(command, env=tool_env(), stdout=log, stderr=subprocess.STDOUT)
+    env = tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # as `vaebench ui` and the team stack start it
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

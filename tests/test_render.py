@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaebench.comparison.render import (
+from vaebench.figures.render import (
     save_interpolations,
     save_latent_map,
     save_loss_curves,

@@ -51,7 +51,9 @@ def test_other_code_data_or_training_is_skipped_with_the_reason() -> None:
 
 def test_points_carry_the_swept_values_and_nan_for_a_missing_interval() -> None:
     table = points([experiment("b", loss__kl_weight=2.0)]).set_index("arch")
-    assert table.loc["mlp", "beta"] == 2.0 and table.loc["mlp", "latent"] == 20 and table.loc["cnn", "latent"] == 10
+    assert (
+        table.loc["mlp", "kl_weight"] == 2.0 and table.loc["mlp", "latent"] == 20 and table.loc["cnn", "latent"] == 10
+    )
     assert table.loc["mlp", "kl_ci95"] == 0.5 and math.isnan(table.loc["cnn", "kl_ci95"])
 
 

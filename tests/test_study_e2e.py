@@ -37,11 +37,11 @@ def test_sweep_through_the_queue_in_parallel_and_study(project: Path, first_repr
     output = run(project, "vaebench", "study")
     assert "skipped broken: the experiment is failed (see `dvc queue logs broken`)" in output, output
     points = pd.read_csv(project / "reports" / "study" / "points.csv")
-    swept = points[points["beta"] != 1.0]  # the baseline is the β = 1 point
+    swept = points[points["kl_weight"] != 1.0]  # the baseline is the β = 1 point
     expected = [("cnn", 0.5), ("cnn", 2.0), ("mlp", 0.5), ("mlp", 2.0)]
-    assert sorted(zip(swept["arch"], swept["beta"], strict=True)) == expected
+    assert sorted(zip(swept["arch"], swept["kl_weight"], strict=True)) == expected
     written = {p.name for p in (project / "reports" / "study").iterdir()}
-    assert {"rate_distortion.png", "vs_beta.png", "study.md", "points.csv"} <= written
+    assert {"rate_distortion.png", "vs_kl_weight.png", "study.md", "points.csv"} <= written
     assert "- broken: the experiment is failed" in (project / "reports" / "study" / "study.md").read_text()
 
     # Both parallel experiments logged complete runs to the repository's one SQLite store.

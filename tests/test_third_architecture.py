@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_training import recipe
 
 import vaebench.models
 from vaebench.core.params import Params, ParamsError, parse_params
 from vaebench.models import architectures, build_model, check_model_params, load_model, save_model
-from vaebench.training.fit import Recipe, fit
+from vaebench.training.fit import fit
 
 
 def checked(raw: object) -> Params:
@@ -76,8 +77,7 @@ def test_a_third_architecture_is_one_file_and_one_section(tiny_arch: str, tmp_pa
     assert tiny_arch in architectures()
 
     model = build_model(tiny_arch, params.model[tiny_arch])
-    recipe = Recipe(epochs=1, batch_size=16, lr=1e-3, recon="bce", kl_weight=1.0, seed=0)
-    history = fit(model, torch.rand(64, 1, 28, 28), torch.rand(16, 1, 28, 28), recipe)
+    history = fit(model, torch.rand(64, 1, 28, 28), torch.rand(16, 1, 28, 28), recipe(epochs=1, batch_size=16))
     assert len(history) == 1
     save_model(model, tmp_path / "tiny-0")
     loaded = load_model(tmp_path / "tiny-0")

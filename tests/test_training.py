@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
+from vaebench.core.params import Recipe, TrainParams, load_params
 from vaebench.data.splits import binarized
 from vaebench.models import build_model
-from vaebench.training.fit import NonFiniteLossError, Recipe, fit, lr_factor
+from vaebench.training.fit import NonFiniteLossError, fit, lr_factor
 
-KW = {"batch_size": 32, "lr": 1e-3, "recon": "bce", "kl_weight": 1.0, "seed": 0}
+LR = 1e-3
+
+
+def recipe(binarize: bool = False, fast: bool = True, seed: int = 0, **train) -> Recipe:
+    """The repository's recipe (BCE, beta = 1) at batch 32 and lr 1e-3, with these train.* values."""
+    params = load_params()
+    section = TrainParams.model_validate({**params.train.model_dump(), "batch_size": 32, "lr": LR, **train})
+    loss = params.loss.model_copy(update={"recon": "bce", "kl_weight": 1.0})
+    return Recipe(train=section, loss=loss, binarize=binarize, fast=fast, seed=seed)
 
 
 def blobs(n: int = 256) -> torch.Tensor:
@@ -25,7 +34,9 @@ def blobs(n: int = 256) -> torch.Tensor:
 def test_loss_falls_and_callback_sees_every_epoch(arch: str) -> None:
     torch.manual_seed(0)
     seen = []
-    history = fit(build_model(arch), blobs(), blobs(64), Recipe(epochs=3, **KW), on_epoch=seen.append)
+    history = fit(
+        build_model(arch), blobs(), blobs(64), recipe(epochs=3), on_epoch=lambda model, metrics: seen.append(metrics)
+    )
     assert [m.epoch for m in seen] == [1, 2, 3]
     assert history[-1].val_loss < history[0].val_loss
     assert history[0].train_loss == pytest.approx(history[0].train_recon + history[0].train_kl, rel=1e-5)
@@ -34,7 +45,7 @@ def test_loss_falls_and_callback_sees_every_epoch(arch: str) -> None:
 def test_same_seed_same_result() -> None:
     def once() -> float:
         torch.manual_seed(0)
-        return fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), Recipe(epochs=2, **KW))[-1].val_loss
+        return fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), recipe(epochs=2))[-1].val_loss
 
     assert once() == once()
 
@@ -42,26 +53,31 @@ def test_same_seed_same_result() -> None:
 def test_nan_stops_training_naming_epoch_and_batch() -> None:
     """Batch 3 of 4 gets the NaN image (the shuffle is seeded); training stops in epoch 1."""
     images = blobs(128)
-    order = torch.randperm(128, generator=torch.Generator().manual_seed(KW["seed"]))
+    order = torch.randperm(128, generator=torch.Generator().manual_seed(0))
     images[order[70]] = float("nan")  # position 70 is in batch 3 of size 32
     seen = []
     with pytest.raises(NonFiniteLossError, match=r"not finite at epoch 1, batch 3;"):
-        fit(build_model("mlp", hidden=16, latent=2), images, blobs(32), Recipe(epochs=2, **KW), on_epoch=seen.append)
+        fit(
+            build_model("mlp", hidden=16, latent=2),
+            images,
+            blobs(32),
+            recipe(epochs=2),
+            on_epoch=lambda model, metrics: seen.append(metrics),
+        )
     assert seen == []
 
 
 def test_bfloat16_autocast_trains() -> None:
     """The amp path (CUDA in the pipeline) runs the same loop; on the CPU autocast works as well."""
     torch.manual_seed(0)
-    history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), Recipe(epochs=2, amp=True, **KW))
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs(), blobs(64), recipe(epochs=2, amp=True))
     assert history[-1].val_loss < history[0].val_loss
 
 
 def test_binarized_protocol() -> None:
     """Dynamic binarization trains; the fixed test binarization is binary, seeded and unbiased."""
     torch.manual_seed(0)
-    recipe = Recipe(epochs=2, binarize=True, **KW)
-    history = fit(build_model("mlp", hidden=32, latent=2), blobs() * 0.7, blobs(64), recipe)
+    history = fit(build_model("mlp", hidden=32, latent=2), blobs() * 0.7, blobs(64), recipe(epochs=2, binarize=True))
     assert history[-1].val_loss < history[0].val_loss
     grey = torch.full((200, 1, 28, 28), 0.3)
     fixed = binarized(grey, seed=5)
@@ -74,7 +90,7 @@ def test_compiled_training_learns_and_saves_the_plain_module() -> None:
     """train.compile trains through torch.compile's wrapper; the model returned is the plain module."""
     torch.manual_seed(0)
     model = build_model("mlp", hidden=32, latent=2)
-    history = fit(model, blobs(), blobs(64), Recipe(epochs=2, compile=True, **KW))
+    history = fit(model, blobs(), blobs(64), recipe(epochs=2, compile=True))
     assert history[-1].val_loss < history[0].val_loss
     assert type(model).__name__ == "MLPVAE" and "_orig_mod" not in next(iter(model.state_dict()))
 
@@ -96,6 +112,6 @@ def test_cosine_and_constant_schedules() -> None:
 def test_fit_follows_the_schedule_and_reports_each_epochs_rate() -> None:
     torch.manual_seed(0)
     model = build_model("burda", hidden=[16], latent=2)
-    history = fit(model, blobs(64), blobs(32), Recipe(epochs=5, schedule="burda", **KW))
-    expected = [KW["lr"] * 10 ** (-stage / 7) for stage in (0, 1, 1, 1, 2)]
+    history = fit(model, blobs(64), blobs(32), recipe(epochs=5, schedule="burda"))
+    expected = [LR * 10 ** (-stage / 7) for stage in (0, 1, 1, 1, 2)]
     assert [m.lr for m in history] == pytest.approx(expected)

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from vaebench.core import paths
 
+# MLflow 3's server starts a job runner (eight huey consumer processes) for its GenAI jobs, which
+# nothing here uses: its servers start without it.
+NO_JOB_RUNNER = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 MAX_GENERATE = 10_000  # 10k digits are a 31 MB tensor; more is a job for the Python API in batches
 
 
@@ -22,9 +25,9 @@ def _finite(text: str) -> float:
 
 
 def generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from vaebench.comparison.render import save_prior_samples
     from vaebench.core.io import atomic_path
     from vaebench.core.stage import run_stage
+    from vaebench.figures.render import save_prior_samples
     from vaebench.models import load_model
 
     if not 1 <= args.n <= MAX_GENERATE or args.std < 0:
@@ -60,8 +63,10 @@ def server_runs_url(uri: str, experiment: str) -> str:
     """The training runs' URL on a tracking server, or its front page where the experiment is not found."""
     from mlflow.tracking import MlflowClient
 
+    from vaebench.tracking.store import configure_client
     from vaebench.tracking.ui import runs_url
 
+    configure_client()
     try:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     except Exception:  # unreachable, or credentials missing: the front page still tells the user
@@ -99,6 +104,7 @@ def ui(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         print(f"            grouped by architecture:   {grouped_runs_url(base, found)}", flush=True)
     command = ["mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
     command += ["--backend-store-uri", uri, "--artifacts-destination", str(local_artifacts())]
+    os.environ.setdefault(NO_JOB_RUNNER, "false")  # see NO_JOB_RUNNER
     os.execvp(command[0], command)
 
 

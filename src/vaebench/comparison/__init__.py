@@ -1,1 +1,1 @@
-"""Across seeds and architectures: statistics, the comparison table, the report and its figures."""
+"""Across seeds and architectures: statistics, the comparison table and the report."""

@@ -93,14 +93,15 @@ def metric_table(table: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
         row = {"metric": name, "what it is": meaning, **cells}
         if len(archs) == 2:
             (d,) = diffs.values() or [None]
-            difference, p = (_difference(d), _p(d["p_value"])) if d is not None else ("–", "–")
+            difference, p = (_difference(d), shown_p(d["p_value"])) if d is not None else ("–", "–")
             row |= {f"{archs[1]} − {archs[0]} [95 % CI]": difference, "p (Welch)": p}
             row["verdict"] = d["verdict"] if d is not None and d["verdict"] else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _p(p: float) -> str:
+def shown_p(p: float) -> str:
+    """A p-value as the reports show it: three decimals, "< 0.001" below that, "–" for none."""
     return "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
@@ -111,7 +112,7 @@ def pair_table(table: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
         {
             "metric": rows["metric"],
             f"{b} − {a} [95 % CI]": [_difference(r) for _, r in rows.iterrows()],
-            "p (Welch)": [_p(p) for p in rows["p_value"]],
+            "p (Welch)": [shown_p(p) for p in rows["p_value"]],
             "verdict": [v or "–" for v in rows["verdict"]],
         }
     )

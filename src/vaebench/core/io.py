@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from vaebench.core import stop
 from vaebench.core.errors import StageError
-from vaebench.core.guardian import check_dvc_alive
 
 
 def process_alive(pid: int) -> bool:
@@ -41,7 +38,6 @@ def process_alive(pid: int) -> bool:
 
 
 DISK_FULL = ("No space left on device", "unexpected pos", "file write failed")  # the OS's, torch.save's
-STORE_FULL = "database or disk is full"  # SQLite's, through MLflow
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -94,7 +90,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         with _saying_where(target):
             yield tmp
-            check_dvc_alive()  # a stage whose dvc died replaces nothing: dvc.lock would not know
+            stop.check()  # a stage asked to stop, or whose dvc died, replaces nothing (dvc.lock would not know)
             if target.is_dir() and not target.is_symlink():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
                 os.replace(target, old / target.name)  # two renames: the directory is never half-deleted
@@ -115,13 +111,6 @@ def write_json(target: str | Path, data: Any, sort_keys: bool = True) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
-def _out_pattern(template: str) -> re.Pattern[str]:
-    """A dvc.yaml out (`models/vae/${item.arch}-${item.seed}`) as a regex for it and anything inside it."""
-    parts = re.split(r"\$\{item\.(\w+)\}", template)
-    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+?)" for i, p in enumerate(parts))
-    return re.compile(f"({regex})(?:/.*)?")
-
-
 @dataclass(frozen=True)
 class Producer:
     """The stage that writes a path, the output it is in, and whether DVC caches that output."""
@@ -137,28 +126,18 @@ class Producer:
         return f"restore it with `{restore}` or rebuild it with `dvc repro -f {self.stage}`"
 
 
-def producer(path: Path, dvc_yaml: Path = Path("dvc.yaml")) -> Producer | None:
-    """The DVC output holding `path` (relative or absolute) and its stage (a matrix stage as
-    train@mlp-0), read from dvc.yaml, for the hint in an error message."""
+def producer(path: str | Path) -> Producer | None:
+    """The DVC output holding `path` and the stage that writes it (a matrix stage as train@mlp-0), as
+    DVC's own index says, for the hint in an error message; None outside a DVC repository or an output."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
     try:
-        declared = yaml.safe_load(dvc_yaml.read_text())["stages"]
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        with Repo() as repo:
+            out, *_ = repo.find_outs_by_path(str(Path(path).absolute()), strict=False)
+    except (DvcException, OSError):
         return None
-    outs = [
-        (name, stage, _out_pattern(next(iter(out)) if isinstance(out, dict) else out), out)
-        for name, stage in declared.items()
-        for out in (o for key in ("outs", "metrics", "plots") for o in stage.get(key) or [])
-    ]
-    parts = Path(path).parts
-    for start in range(len(parts)):  # the path as given, then without its leading folders
-        tail = Path(*parts[start:]).as_posix()
-        for name, stage, pattern, out in outs:
-            if match := pattern.fullmatch(tail):
-                keys = list(stage.get("matrix") or {})
-                stage_name = f"{name}@{'-'.join(match[k] for k in keys)}" if keys else name
-                cached = not (isinstance(out, dict) and next(iter(out.values())).get("cache") is False)
-                return Producer(stage_name, match[1], cached)
-    return None
+    return Producer(out.stage.addressing, str(out.def_path), out.use_cache)
 
 
 def unreadable(path: Path, reason: object) -> StageError:

@@ -74,13 +74,17 @@ ORIGINAL_SNAPSHOT_EPOCHS = (1, 3, 5, 10, 20, 30, 40, 50)  # the epochs of the or
 
 
 class TrainParams(Section):
+    """How every compared model is trained: Adam on the per-image loss (`vaebench.training.fit`)."""
+
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1, le=MNIST_TRAIN_IMAGES)  # a larger batch is the whole training set
-    lr: float = Field(gt=0.0)
+    lr: float = Field(gt=0.0)  # Adam's learning rate at epoch 1; the schedule scales it per epoch
     schedule: Schedule
+    # torch.compile the training forward pass (the saved model is the plain module, same weights): it
+    # needs a C compiler and costs seconds to compile; docs/performance.md has what it gains
     compile: bool
-    amp: bool
-    snapshot_epochs: Literal["auto"] | list[int]
+    amp: bool  # bfloat16 autocast of the training forward pass, on CUDA only (ignored elsewhere)
+    snapshot_epochs: Literal["auto"] | list[int]  # epochs whose reconstructions are kept (render's montage)
 
     @model_validator(mode="after")
     def _snapshots_within_run(self) -> TrainParams:
@@ -100,10 +104,12 @@ class TrainParams(Section):
 
 
 class RuntimeParams(Section):
-    """Settings every stage shares: where tensors live and how many CPU threads torch uses."""
+    """Settings every stage shares: where tensors live, how many CPU threads torch uses, and whether
+    training and evaluation compute the models in their speed forms (`vaebench.speed.forms`)."""
 
     device: Literal["auto", "cpu", "cuda", "mps"]
     threads: int = Field(ge=0, le=MAX_THREADS)
+    fast: bool
 
 
 class EvaluateParams(Section):
@@ -144,6 +150,23 @@ class Params(Section):
                 f" got {self.loss.recon!r}"
             )
         return self
+
+
+class Recipe(Section):
+    """How one model is trained, as `vaebench.training.fit` reads it: the params sections it uses
+    (no field of its own but the seed), so that a training recipe has one schema, params.yaml's."""
+
+    train: TrainParams
+    loss: LossParams
+    binarize: bool  # data.binarize: a fresh Bernoulli sample of every batch's pixel intensities
+    fast: bool  # runtime.fast: train the model's speed forms (vaebench.speed.forms)
+    seed: Seed  # one of compare.seeds
+
+    @classmethod
+    def of(cls, params: Params, seed: int) -> Recipe:
+        return cls(
+            train=params.train, loss=params.loss, binarize=params.data.binarize, fast=params.runtime.fast, seed=seed
+        )
 
 
 class ParamsError(StageError, ValueError):

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vaebench.core.errors import StageError, Terminated, first_line
-from vaebench.core.guardian import guard_against_orphaning
-from vaebench.core.io import STORE_FULL, disk_full
+from vaebench.core.errors import StageError, Terminated
+from vaebench.core.io import disk_full
+from vaebench.core.stop import watch_dvc
 
 
 def _where(exc: BaseException) -> Path:
@@ -30,7 +30,7 @@ def run_stage(main: Callable[[], None]) -> None:
     Outputs are written atomically and declared `persist` in dvc.yaml, so whatever fails here,
     the previous outputs are still in place.
     """
-    guard_against_orphaning()
+    watch_dvc()
     try:
         main()
     except StageError as exc:
@@ -48,12 +48,4 @@ def run_stage(main: Callable[[], None]) -> None:
                 f"error: the disk is full ({shutil.disk_usage(where).free:,} bytes free on the file system of"
                 f" {where}): free space, then rerun{_notes(exc)}; outputs left as they were"
             )
-        if type(exc).__module__.startswith(("mlflow", "sqlalchemy", "sqlite3")):  # the store or server failed
-            from vaebench.tracking.store import tracking_uri
-
-            if STORE_FULL in str(exc):
-                problem = f"the disk of the MLflow store {tracking_uri()} is full: free space, then rerun"
-            else:
-                problem = f"MLflow at {tracking_uri()} failed: {first_line(exc)}"
-            sys.exit(f"error: {problem}{_notes(exc)}; outputs left as they were")
         raise

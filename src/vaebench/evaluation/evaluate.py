@@ -10,20 +10,23 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch.distributions import Normal
 
 from vaebench.models.base import VAE
-from vaebench.training.loss import Recon, kl_divergence, reconstruction
+from vaebench.training.loss import Recon, Softplus, kl_divergence, reconstruction
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2015: a unit is active if Var_x(E_q[z]) > 0.01
 # Importance samples x images decoded at once: the memory IWAE needs, whatever k. On a CPU small
-# chunks keep the decoder's activations in cache: 2,048 decode 1.3x (MLP) to 2x (CNN) faster than
-# 32,768 (bench/throughput.py); an accelerator wants large ones.
+# chunks keep the decoder's activations in cache (docs/performance.md measures both sizes with
+# bench/throughput.py); an accelerator wants large ones.
 CPU_DECODES_IN_FLIGHT, ACCELERATOR_DECODES_IN_FLIGHT = 2_048, 32_768
 
 
 @torch.no_grad()
-def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk: int | None = None) -> torch.Tensor:
+def iwae_log_likelihood(
+    model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk: int | None = None, softplus: Softplus = F.softplus
+) -> torch.Tensor:
     """Importance-weighted lower bound on log p(x) per image, with k samples drawn `chunk` at a time.
 
     log p(x) >= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x). k = 1 is the ELBO. The log-sum-exp runs
@@ -37,7 +40,7 @@ def iwae_log_likelihood(model: VAE, x: torch.Tensor, k: int, recon: Recon, chunk
     for start in range(0, k, chunk):
         z = posterior.sample((min(chunk, k - start),))  # S x B x D
         logits = model.decode_logits(z.flatten(0, 1)).view(*z.shape[:2], 1, 28, 28)
-        log_px_z = -reconstruction(logits, x.expand_as(logits), recon)
+        log_px_z = -reconstruction(logits, x.expand_as(logits), recon, softplus)
         log_weights = log_px_z + prior.log_prob(z).sum(-1) - posterior.log_prob(z).sum(-1)
         running = torch.logaddexp(running, torch.logsumexp(log_weights, dim=0))
     return running - math.log(k)
@@ -48,18 +51,21 @@ def decodes_in_flight(device: torch.device) -> int:
 
 
 @torch.no_grad()
-def evaluate_model(model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, batch_size: int) -> dict[str, float]:
+def evaluate_model(
+    model: VAE, images: torch.Tensor, recon: Recon, iwae_k: int, batch_size: int, softplus: Softplus = F.softplus
+) -> dict[str, float]:
+    """Per-image test figures of `model` (or of its speed form, with the loss's `softplus` form)."""
     model.eval()
     sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "nll_iwae": 0.0, "sq_error": 0.0}
     means = []
     for x in images.split(batch_size):
         mu, logvar = model.encode(x)
-        rec = reconstruction(model.decode_logits(model.reparameterize(mu, logvar)), x, recon)
+        rec = reconstruction(model.decode_logits(model.reparameterize(mu, logvar)), x, recon, softplus)
         kl = kl_divergence(mu, logvar)
         sums["recon"] += rec.sum().item()
         sums["kl"] += kl.sum().item()
         sums["neg_elbo"] += (rec + kl).sum().item()
-        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon).sum().item()
+        sums["nll_iwae"] -= iwae_log_likelihood(model, x, iwae_k, recon, softplus=softplus).sum().item()
         sums["sq_error"] += (model.decode(mu) - x).pow(2).sum().item()
         means.append(mu)
     n = len(images)

@@ -18,6 +18,7 @@ from vaebench.evaluation.judge import accuracy, judge_outputs, load_judge
 from vaebench.evaluation.quality import class_metrics, frechet_distance
 from vaebench.models import count_parameters, load_model
 from vaebench.models.base import VAE
+from vaebench.speed import forms
 from vaebench.tracking.runs import add_to_run
 
 
@@ -51,7 +52,10 @@ def model_metrics(params: Params, arch: str, seed: int, device: torch.device) ->
     # The binarized protocol scores likelihoods on one fixed, seeded binarization of the test set.
     likelihood_images = binarized(images, params.data.seed) if params.data.binarize else images
     e = params.evaluate
-    metrics = evaluate_model(model, likelihood_images, params.loss.recon, e.iwae_k, e.batch_size)
+    if params.runtime.fast:
+        model = forms.accelerate(model)
+    softplus = forms.softplus_of(params.runtime.fast)
+    metrics = evaluate_model(model, likelihood_images, params.loss.recon, e.iwae_k, e.batch_size, softplus)
     metrics |= sample_and_reconstruction_metrics(model, judge, images, labels, params)
     metrics["linear_probe_accuracy"] = linear_probe_accuracy(
         model.encode_means(train_images), train_labels, model.encode_means(images), labels

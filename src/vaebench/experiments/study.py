@@ -106,7 +106,7 @@ def points(experiments: list[Experiment]) -> pd.DataFrame:
             row = {
                 "experiment": e.name,
                 "arch": arch,
-                "beta": e.params["loss"]["kl_weight"],
+                "kl_weight": e.params["loss"]["kl_weight"],
                 "latent": e.params["model"][arch]["latent"],
                 "n_seeds": len(e.params["compare"]["seeds"]),
             }
@@ -122,9 +122,9 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     """The points as study.md prints them: each metric as `mean ± half-width`, rounded as compare.md is."""
     from vaebench.comparison.report import interval
 
-    rows = table.sort_values(["arch", "latent", "beta"])
+    rows = table.sort_values(["arch", "latent", "kl_weight"])
     cells = {name: [interval(r[name], r[f"{name}_ci95"]) for _, r in rows.iterrows()] for name in METRICS}
-    swept = {"experiment": rows["experiment"], "arch": rows["arch"], "beta": [f"{b:g}" for b in rows["beta"]]}
+    swept = {"experiment": rows["experiment"], "arch": rows["arch"], "kl_weight": [f"{b:g}" for b in rows["kl_weight"]]}
     return pd.DataFrame({**swept, "latent": rows["latent"], "n_seeds": rows["n_seeds"], **cells}).reset_index(drop=True)
 
 
@@ -139,7 +139,7 @@ def _report_table(repo: Path, rev: str) -> pd.DataFrame:
 def equal_latent(experiments: list[Experiment], repo: Path) -> pd.DataFrame:
     """For each experiment whose two architectures share one latent size: each one's interval, the
     difference b − a and Welch's verdict, as that experiment's own report computed them."""
-    from vaebench.comparison.report import _p as shown_p
+    from vaebench.comparison.report import shown_p
 
     rows = []
     for e in experiments:
@@ -155,7 +155,7 @@ def equal_latent(experiments: list[Experiment], repo: Path) -> pd.DataFrame:
             rows.append(
                 {
                     "latent": latent,
-                    "beta": f"{e.params['loss']['kl_weight']:g}",
+                    "kl_weight": f"{e.params['loss']['kl_weight']:g}",
                     "experiment": e.name,
                     "metric": name,
                     a: table.loc[(name, a), "display"],
@@ -165,7 +165,7 @@ def equal_latent(experiments: list[Experiment], repo: Path) -> pd.DataFrame:
                     "verdict": verdict if isinstance(verdict, str) and verdict else "–",
                 }
             )
-    return pd.DataFrame(rows).sort_values(["beta", "latent"], kind="stable") if rows else pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["kl_weight", "latent"], kind="stable") if rows else pd.DataFrame(rows)
 
 
 def equal_latent_markdown(equal: pd.DataFrame) -> list[str]:
@@ -239,7 +239,7 @@ def run_study(
         tmp.mkdir()
         save_rate_distortion(table, tmp / "rate_distortion.png")
         figures = ["rate_distortion.png"]
-        for swept, fixed in (("beta", "latent"), ("latent", "beta")):
+        for swept, fixed in (("kl_weight", "latent"), ("latent", "kl_weight")):
             if save_sweep(table, swept, fixed, baseline, tmp / f"vs_{swept}.png"):
                 figures.append(f"vs_{swept}.png")
         table.to_csv(tmp / "points.csv", index=False, float_format="%.6g")

@@ -2,7 +2,8 @@
 
 An architecture is a module `models/<arch>.py` that defines one `VAE` subclass with its `Config`;
 its name is the file's name, which params.yaml uses (`compare.archs`, `model.<arch>`) and dvc.yaml
-depends on. Adding one is that file plus its params section: nothing here lists them.
+depends on. Adding one is that file plus its params section: nothing here lists them. A module of
+this package that defines no model of its own (`base`, a helper) is not an architecture.
 
 A model directory holds `config.json` (architecture and config: what rebuilds the module) and
 `weights.pt` (a state dict, loaded with `weights_only=True`: a model file is data, never code).
@@ -28,25 +29,32 @@ if TYPE_CHECKING:
 
     from vaebench.models.base import VAE, ModelConfig
 
-NOT_ARCHITECTURES = {"base"}
+
+def _defined_model(name: str) -> type[VAE] | None:
+    """The one VAE subclass that module `name` of this package defines itself, if it defines exactly one."""
+    from vaebench.models.base import VAE
+
+    module = importlib.import_module(f"{__name__}.{name}")
+    defined = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, VAE) and c is not VAE and c.__module__ == module.__name__
+    ]
+    return defined[0] if len(defined) == 1 else None
 
 
 def architectures() -> list[str]:
-    """Every model file of this package (and of any folder added to its __path__)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in NOT_ARCHITECTURES)
+    """Every model file of this package (and of any folder added to its __path__): a module that
+    defines one VAE subclass of its own. Imports each module (and torch)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if _defined_model(m.name) is not None)
 
 
 def model_class(arch: str) -> type[VAE]:
-    from vaebench.models.base import VAE
-
-    if arch not in architectures():
+    """The model class of `arch`, importing only its own module (so a stage runs only that model file)."""
+    names = {m.name for m in pkgutil.iter_modules(__path__)}
+    cls = _defined_model(arch) if arch in names else None
+    if cls is None:
         raise StageError(f"unknown architecture {arch!r}; allowed: {', '.join(architectures())}")
-    module = importlib.import_module(f"{__name__}.{arch}")
-    (cls,) = [
-        c
-        for c in vars(module).values()
-        if isinstance(c, type) and issubclass(c, VAE) and c.__module__ == module.__name__
-    ]
     return cls
 
 
@@ -117,10 +125,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> VAE
         arch, sizes = config["arch"], config["config"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise unreadable(config_path, exc) from None
-    if arch not in architectures():
-        raise unreadable(config_path, f"unknown architecture {arch!r}; known: {', '.join(architectures())}")
     try:
         model = build_model(arch, sizes)
+    except StageError as exc:  # no such architecture
+        raise unreadable(config_path, exc) from None
     except (ValidationError, TypeError, ValueError) as exc:
         raise unreadable(config_path, f"its config does not build a {arch} model: {exc}") from None
     state = load_tensors(weights_path, device)

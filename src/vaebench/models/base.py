@@ -17,33 +17,6 @@ from torch import nn
 LOGVAR_MIN, LOGVAR_MAX = -20.0, 10.0
 
 
-class _TanhFromSigmoid(torch.autograd.Function):
-    """tanh(x) = 2 sigmoid(2x) - 1 forward, tanh's own backward (1 - y^2) from the saved output."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
-        y = x.mul(2).sigmoid_().mul_(2).sub_(1)  # in place: one buffer, four passes
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-class Tanh(nn.Module):
-    """nn.Tanh, computed on the CPU as 2 sigmoid(2x) - 1 (equal within 1e-6).
-
-    On this project's CPU (torch 2.14, AMD EPYC with AVX-512) torch.tanh takes 8x as long as
-    torch.sigmoid over the same tensor, and the CNN's four tanh layers were a quarter of its IWAE
-    time (bench/throughput.py measures the difference). Accelerators keep torch.tanh.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _TanhFromSigmoid.apply(x) if x.device.type == "cpu" else torch.tanh(x)
-
-
 class ModelConfig(BaseModel):
     """The sizes of one architecture: the `model.<arch>` section of params.yaml."""
 
@@ -58,6 +31,7 @@ class VAE(nn.Module):
     Subclasses set `Config`, and implement `encoder_net` (x -> (mu, logvar)) and `decoder_net`
     (z -> logits). The decoder ends in logits, not a Sigmoid layer, so the BCE loss is computed
     stably on the logits (`loss.reconstruction`); `decode()` applies the Sigmoid, so callers get [0, 1].
+    The reparameterisation is Kingma & Welling (2014, "Auto-Encoding Variational Bayes"), eq. 10.
     """
 
     Config: ClassVar[type[ModelConfig]] = ModelConfig

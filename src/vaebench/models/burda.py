@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from vaebench.models.base import VAE, ModelConfig, Tanh
+from vaebench.models.base import VAE, ModelConfig
 
 PIXELS = 28 * 28
 
@@ -27,7 +27,7 @@ class BurdaConfig(ModelConfig):
 
 def tanh_stack(sizes: list[int]) -> nn.Sequential:
     """Linear layers between consecutive sizes, each followed by tanh."""
-    return nn.Sequential(*[m for a, b in pairwise(sizes) for m in (nn.Linear(a, b), Tanh())])
+    return nn.Sequential(*[m for a, b in pairwise(sizes) for m in (nn.Linear(a, b), nn.Tanh())])
 
 
 class BurdaVAE(VAE):

@@ -1,4 +1,9 @@
-"""The MLP VAE of pytorch/examples and the original recipe: 784 -> hidden -> (mu, logvar), ReLU."""
+"""The MLP VAE of pytorch/examples `vae/main.py` and the original recipe (`seed-models.md`), the
+architecture of Kingma & Welling (2014, "Auto-Encoding Variational Bayes", appendix C) with ReLU:
+
+    encoder  flatten 784 -> Linear(784 -> 400) -> ReLU -> Linear(400 -> 20) for mu, Linear(400 -> 20) for log sigma^2
+    decoder  Linear(20 -> 400) -> ReLU -> Linear(400 -> 784) -> Sigmoid (applied in VAE.decode)
+"""
 
 from __future__ import annotations
 

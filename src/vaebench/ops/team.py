@@ -229,6 +229,8 @@ def start_mlflow(stack: Stack) -> None:
         "MLFLOW_S3_ENDPOINT_URL": stack.s3_endpoint,
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(16),
+        # MLflow 3's GenAI job runner (eight huey consumer processes), which nothing here uses
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     stack.pids["mlflow"] = start_mlflow_server(stack, env, log)
     create_worker_user(stack)

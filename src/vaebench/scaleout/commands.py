@@ -2,7 +2,7 @@
 
 A worker's long commands die with the worker (Linux's PR_SET_PDEATHSIG): Dask restarts a killed
 worker's tasks elsewhere, and the dead attempt's `dvc exp run` must not run on beside the new one.
-Its stages then notice their `dvc` is gone (core.guardian) and end their MLflow runs FAILED.
+Its stages then notice their `dvc` is gone (core.stop) and end their MLflow runs FAILED.
 """
 
 from __future__ import annotations

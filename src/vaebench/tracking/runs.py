@@ -2,7 +2,8 @@
 
 The store is `vaebench.tracking.store`'s; a run whose process died is closed FAILED by the next
 stage that would have written it, SIGTERM/SIGINT end a run KILLED, and a stage whose `dvc` died
-(core.guardian: a killed Dask worker, a lost node) ends its run FAILED with a note.
+(`core.stop`: a killed Dask worker, a lost node) ends its run FAILED with a note. A store or server
+that fails is one line naming it (`store_errors`), not MLflow's traceback.
 """
 
 from __future__ import annotations
@@ -19,27 +20,51 @@ from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # offline machines; no phoning home
-# MLflow retries an unreachable server for minutes by default; a stage should say so in seconds.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-
 import mlflow
 from filelock import FileLock
 from mlflow.entities import Metric, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from vaebench.core import stop
 from vaebench.core.errors import StageError, Terminated, first_line
-from vaebench.core.guardian import orphaned, stoppable, uninterrupted
 from vaebench.core.io import process_alive
-from vaebench.tracking.store import check_tracking_server, local_artifacts, local_database, sqlite_path, tracking_uri
+from vaebench.tracking.store import (
+    check_tracking_server,
+    configure_client,
+    local_artifacts,
+    local_database,
+    sqlite_path,
+    tracking_uri,
+)
 from vaebench.tracking.ui import share_grouped_view
 
 if TYPE_CHECKING:
     import torch
 
 
+STORE_FULL = "database or disk is full"  # SQLite's, through MLflow
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """An exception of MLflow, SQLAlchemy or SQLite inside the block (the store or the server failed)
+    becomes one StageError naming the store; the stage's outputs stay as they were."""
+    try:
+        yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("mlflow", "sqlalchemy", "sqlite3")) or isinstance(exc, StageError):
+            raise
+        if STORE_FULL in str(exc):
+            problem = f"the disk of the MLflow store {tracking_uri()} is full: free space, then rerun"
+        else:
+            problem = f"MLflow at {tracking_uri()} failed: {first_line(exc)}"
+        error = StageError(f"{problem}; outputs left as they were")
+        error.__notes__ = getattr(exc, "__notes__", [])
+        raise error from None
+
+
+@store_errors()
 def use_experiment(name: str) -> str:
     """Point MLflow at the store and select the experiment (created on first use); returns its id.
 
@@ -48,6 +73,7 @@ def use_experiment(name: str) -> str:
     A store that is not a database, is read-only, or keeps its artifacts outside this repository
     (a copied or moved checkout) stops the stage here, in one line, before any work.
     """
+    configure_client()
     uri = tracking_uri()
     check_tracking_server(uri)
     mlflow.set_tracking_uri(uri)
@@ -111,6 +137,7 @@ def provenance_tags(stage: str, **tags: str) -> dict[str, str]:
     return tags
 
 
+@store_errors()
 def close_stale_runs(experiment_id: str, stage: str) -> list[str]:
     """Mark FAILED the RUNNING runs of `stage` whose process on this host is gone (SIGKILL, OOM)."""
     client = MlflowClient()
@@ -134,24 +161,24 @@ def close_stale_runs(experiment_id: str, stage: str) -> list[str]:
 
 @contextmanager
 def tracked_run(**start_run_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
-    """`mlflow.start_run`, ending FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM
-    (`core.guardian.stoppable`: the first signal stops the stage; none can cut the run's end short)."""
-    with stoppable():
-        with uninterrupted():
-            run = mlflow.start_run(**start_run_kwargs)
+    """`mlflow.start_run` as one stop-deferring block (`core.stop`): the run ends FINISHED, FAILED on
+    an error or when the stage's dvc died (with a note), KILLED on Ctrl-C or SIGTERM. A signal that
+    comes while the block runs is acted on at the next check, at the latest before the run closes."""
+    with stop.deferred(), store_errors():
+        run = mlflow.start_run(**start_run_kwargs)
         status = RunStatus.FAILED
         try:
             yield run
+            stop.check()
             status = RunStatus.FINISHED
         except (KeyboardInterrupt, Terminated):
             status = RunStatus.KILLED
-            if orphaned():  # not stopped by a user: the dvc (or the machine's worker) running it died
+            if stop.orphaned_alone():  # not stopped by a user: the dvc (or the machine's worker) running it died
                 status = RunStatus.FAILED
                 mlflow.set_tag("vaebench.note", "the dvc process that ran this stage died; the stage stopped")
             raise
         finally:
-            with uninterrupted():
-                _end_run(run, status, failure=sys.exc_info()[1])
+            _end_run(run, status, failure=sys.exc_info()[1])
 
 
 def _end_run(run: mlflow.ActiveRun, status: int, failure: BaseException | None) -> None:
@@ -181,6 +208,7 @@ def find_run(run_id: str) -> bool:
     return True
 
 
+@store_errors()
 def add_to_run(run_id: str, metrics: dict[str, float]) -> None:
     """Add metrics to a finished training run without reopening it, so its end time (the
     'Duration' column) stays the training's."""
@@ -191,6 +219,19 @@ def add_to_run(run_id: str, metrics: dict[str, float]) -> None:
     items = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
     for start in range(0, len(items), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+def log_epoch(metrics: dict[str, float]) -> None:
+    """One epoch's figures (EpochMetrics: losses, lr, seconds) at step `epoch` of the active run."""
+    mlflow.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=int(metrics["epoch"]))
+
+
+def log_reconstructions(grid: torch.Tensor, epoch: int) -> None:
+    """A grid of originals over reconstructions (3 x H x W in [0, 1]) as the run's image slider at `epoch`."""
+    from PIL import Image
+
+    image = Image.fromarray(grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
+    mlflow.log_image(image, key="reconstructions", step=epoch)
 
 
 def log_training_data(images: torch.Tensor, digest: str, source: str) -> None:

@@ -19,6 +19,8 @@ from vaebench.core.environment import repo_root
 from vaebench.core.errors import StageError
 
 HEALTH_TIMEOUT_S = 5
+# MLflow's client retries an unreachable server for minutes by default; a stage should say so in seconds.
+CLIENT_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 DATABASE = "mlflow.db"
 ARTIFACTS = "mlartifacts"
 
@@ -30,6 +32,13 @@ def local_database() -> Path:
 
 def local_artifacts() -> Path:
     return repo_root() / ARTIFACTS
+
+
+def configure_client() -> None:
+    """CLIENT_SETTINGS for this process's MLflow client, where the user has not set them (called before
+    the first request, never at import)."""
+    for variable, value in CLIENT_SETTINGS.items():
+        os.environ.setdefault(variable, value)
 
 
 def tracking_uri() -> str:

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
+from vaebench.core import stop
 from vaebench.core.errors import StageError
-from vaebench.core.params import Params, Schedule
+from vaebench.core.params import Recipe, Schedule
 from vaebench.models.base import VAE
-from vaebench.training.loss import Recon, vae_loss
+from vaebench.speed import forms
+from vaebench.training.loss import Recon, Softplus, vae_loss
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})  # where torch.optim.Adam(fused=True) has a kernel
@@ -44,38 +47,6 @@ class EpochMetrics:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to train, besides the model and the data: what `fit` and `train_epoch` read.
-
-    `compile` trains through torch.compile (the saved model is the plain module, same weights);
-    `amp` is bfloat16 autocast for the training forward pass (CUDA). Both are off by default: on
-    the CPU compile gains the CNN under 10 % after 2-20 s of compiling and the MLP nothing
-    (bench/throughput.py), and it needs a C compiler; on a GPU both can pay. `binarize` draws a
-    fresh Bernoulli sample of every batch's pixel intensities (dynamic binarization).
-    """
-
-    epochs: int
-    batch_size: int
-    lr: float
-    recon: Recon
-    kl_weight: float
-    seed: int
-    schedule: Schedule = "constant"
-    compile: bool = False
-    amp: bool = False
-    binarize: bool = False
-
-    @classmethod
-    def from_params(cls, params: Params, seed: int, device: torch.device) -> Recipe:
-        t = params.train
-        return cls(
-            epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, schedule=t.schedule, compile=t.compile,
-            amp=t.amp and device.type == "cuda",  # bfloat16 autocast pays on GPUs only
-            recon=params.loss.recon, kl_weight=params.loss.kl_weight, binarize=params.data.binarize, seed=seed,
-        )  # fmt: skip
 
 
 BURDA_STAGES = 8  # Burda et al. 2016: stage i lasts 3**i epochs at lr * 10**(-i/7); 3,280 epochs in all
@@ -110,25 +81,31 @@ def train_epoch(
 ) -> list[float]:
     """One pass over `images` in shuffled batches; per-image (loss, recon, kl) of the epoch.
 
-    `forward` is the model or its torch.compile'd twin (same parameters).
+    `forward` is the model or its torch.compile'd twin (same parameters). A stop request (Ctrl-C,
+    SIGTERM, `dvc` gone: `core.stop`) ends the epoch at its next check, with the finiteness check's sync.
     """
     forward = model if forward is None else forward  # not `or`: a compiled module has no truth value
     model.train()
     order = torch.randperm(len(images), generator=generator).to(images.device)
-    batches = order.split(recipe.batch_size)
+    batches = order.split(recipe.train.batch_size)
+    amp = recipe.train.amp and images.device.type == "cuda"  # bfloat16 autocast pays on GPUs only
+    softplus = forms.softplus_of(recipe.fast)
     # Per-step terms stay on the device; they are read every CHECK_EVERY steps, not every step.
     terms_per_step = torch.empty(len(batches), 3, device=images.device)
     for step, idx in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=None)):
         x = torch.bernoulli(images[idx]) if recipe.binarize else images[idx]
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=recipe.amp):
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
             logits, mu, logvar = forward(x)
-        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), recipe.recon, recipe.kl_weight)
+        terms = vae_loss(
+            logits.float(), x, mu.float(), logvar.float(), recipe.loss.recon, recipe.loss.kl_weight, softplus
+        )
         optimizer.zero_grad(set_to_none=True)
         (terms.loss / len(x)).backward()
         optimizer.step()
         terms_per_step[step] = torch.stack(terms).detach()
         if step % CHECK_EVERY == CHECK_EVERY - 1 or step == len(batches) - 1:
             _stop_if_not_finite(terms_per_step[: step + 1], epoch)
+            stop.check()
     return (terms_per_step.sum(0) / len(images)).tolist()
 
 
@@ -143,23 +120,27 @@ def _stop_if_not_finite(terms_per_step: torch.Tensor, epoch: int) -> None:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: VAE, images: torch.Tensor, recon: Recon, kl_weight: float, batch_size: int = 1000
+    model: VAE,
+    images: torch.Tensor,
+    recon: Recon,
+    kl_weight: float,
+    batch_size: int = 1000,
+    softplus: Softplus = F.softplus,
 ) -> list[float]:
     """Per-image (loss, recon, kl) with one sampled z per image, in eval mode."""
     model.eval()
     totals = torch.zeros(3, device=images.device)
     for x in images.split(batch_size):
         logits, mu, logvar = model(x)
-        totals += torch.stack(vae_loss(logits, x, mu, logvar, recon, kl_weight))
+        totals += torch.stack(vae_loss(logits, x, mu, logvar, recon, kl_weight, softplus))
     return (totals / len(images)).tolist()
 
 
 def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam, fused into one kernel per parameter where torch has one (CPU, CUDA).
 
-    The default on a CPU updates each parameter in a dozen separate ops: at batch 32 that was a
-    third of the MLP's training step (bench/throughput.py). The same update to float
-    rounding.
+    The default on a CPU updates each parameter in a dozen separate ops, which dominate small
+    batches (docs/performance.md); the fused one is the same update to float rounding.
     """
     device = next(model.parameters()).device
     return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in FUSED_ADAM_DEVICES)
@@ -170,30 +151,35 @@ def fit(
     train_images: torch.Tensor,
     val_images: torch.Tensor,
     recipe: Recipe,
-    on_epoch: Callable[[EpochMetrics], None] = lambda metrics: None,
+    on_epoch: Callable[[VAE, EpochMetrics], None] = lambda model, metrics: None,
 ) -> list[EpochMetrics]:
-    """Adam on the per-image loss, its learning rate set per epoch by the recipe's schedule; calls
-    `on_epoch` after each epoch (logging, snapshots)."""
-    optimizer = adam(model, recipe.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda done: lr_factor(recipe.schedule, done + 1, recipe.epochs)
-    )
-    forward = torch.compile(model) if recipe.compile else model
+    """Train `model` in place: Adam on the per-image loss, its learning rate set per epoch by the
+    recipe's schedule, in the model's speed forms if the recipe says so. Calls `on_epoch` with the
+    module being trained after each epoch (logging, snapshots)."""
+    trained = forms.accelerate(model) if recipe.fast else model
+    optimizer = adam(trained, recipe.train.lr)
+    schedule, epochs = recipe.train.schedule, recipe.train.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(schedule, done + 1, epochs))
+    forward = torch.compile(trained) if recipe.train.compile else trained
+    softplus = forms.softplus_of(recipe.fast)
     generator = torch.Generator().manual_seed(recipe.seed)
     history = []
-    for epoch in range(1, recipe.epochs + 1):
+    for epoch in range(1, epochs + 1):
         start, epoch_lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train = train_epoch(model, optimizer, train_images, recipe, generator, epoch, forward)
+        train = train_epoch(trained, optimizer, train_images, recipe, generator, epoch, forward)
         scheduler.step()
-        val = evaluate_loss(model, val_images, recipe.recon, recipe.kl_weight)
+        val = evaluate_loss(trained, val_images, recipe.loss.recon, recipe.loss.kl_weight, softplus=softplus)
         if not all(math.isfinite(v) for v in val):
             raise NonFiniteLossError(f"validation loss is not finite after epoch {epoch}")
         metrics = EpochMetrics(epoch, *train, *val, lr=epoch_lr, seconds=time.perf_counter() - start)
         history.append(metrics)
         print(
-            f"epoch {epoch:3d}/{recipe.epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
+            f"epoch {epoch:3d}/{epochs}  train {metrics.train_loss:9.3f}  val {metrics.val_loss:9.3f}"
             f"  (recon {metrics.val_recon:.3f}, kl {metrics.val_kl:.3f})  {metrics.seconds:.1f}s",
             flush=True,
         )
-        on_epoch(metrics)
+        on_epoch(trained, metrics)
+        stop.check()
+    if trained is not model:
+        model.load_state_dict(forms.specify(trained).state_dict())
     return history

@@ -10,35 +10,33 @@ import mlflow
 import pandas as pd
 import torch
 
-from vaebench.comparison.grids import originals_over_reconstructions, to_pil
 from vaebench.core import paths
-from vaebench.core.guardian import uninterrupted
 from vaebench.core.io import atomic_path, write_json
-from vaebench.core.params import Params, flat_params
+from vaebench.core.params import Params, Recipe, flat_params
 from vaebench.data.splits import binarized, load_split, processed_digest
+from vaebench.figures.grids import originals_over_reconstructions
 from vaebench.models import build_model, count_parameters, save_model
+from vaebench.models.base import VAE
 from vaebench.tracking.model import log_torch_model
-from vaebench.tracking.runs import log_training_data, provenance_tags, tracked_run
-from vaebench.training.fit import EpochMetrics, Recipe, fit
+from vaebench.tracking.runs import log_epoch, log_reconstructions, log_training_data, provenance_tags, tracked_run
+from vaebench.training.fit import EpochMetrics, fit
 
 SNAPSHOT_IMAGES = 5  # the original recipe's 2x5 progress grid
 
 
 class Snapshots:
-    """Reconstructions of a few fixed validation images at the snapshot epochs: an image slider
-    in MLflow, and snapshots.pt for the progress montage that `render` draws."""
+    """Reconstructions of a few fixed validation images at the snapshot epochs: an image slider in
+    MLflow (`log_reconstructions`), and snapshots.pt for the progress montage that `render` draws."""
 
     def __init__(self, images: torch.Tensor, epochs: list[int]) -> None:
         self.images, self.epochs, self.recons = images.clone(), epochs, []  # a clone: not the whole split
 
-    def __call__(self, model: torch.nn.Module, metrics: EpochMetrics) -> None:
-        with uninterrupted():  # a stop waits for the epoch's writes: one cut short can leave SQLite locked
-            mlflow.log_metrics({k: v for k, v in metrics.as_dict().items() if k != "epoch"}, step=metrics.epoch)
-        if metrics.epoch in self.epochs:
-            self.recons.append(model.reconstruct(self.images))
-            grid = originals_over_reconstructions(self.images, self.recons[-1])
-            with uninterrupted():
-                mlflow.log_image(to_pil(grid), key="reconstructions", step=metrics.epoch)
+    def take(self, model: VAE, epoch: int) -> torch.Tensor | None:
+        """At a snapshot epoch, the originals over their reconstructions as one grid image; else None."""
+        if epoch not in self.epochs:
+            return None
+        self.recons.append(model.reconstruct(self.images))
+        return originals_over_reconstructions(self.images, self.recons[-1])
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {"epochs": torch.tensor(self.epochs), "images": self.images.cpu(), "recons": torch.stack(self.recons)}
@@ -67,8 +65,13 @@ def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -
         )
         log_training_data(train_images, processed_digest(), source=str(paths.PROCESSED / "train.pt"))
         start = time.perf_counter()
-        recipe = Recipe.from_params(params, seed, device)
-        history = fit(model, train_images, val_images, recipe, on_epoch=lambda metrics: snapshots(model, metrics))
+
+        def on_epoch(trained: VAE, metrics: EpochMetrics) -> None:
+            log_epoch(metrics.as_dict())
+            if (grid := snapshots.take(trained, metrics.epoch)) is not None:
+                log_reconstructions(grid, metrics.epoch)
+
+        history = fit(model, train_images, val_images, Recipe.of(params, seed), on_epoch)
         seconds = time.perf_counter() - start
         mlflow.log_metric("train_seconds", seconds)
         save_model(model, model_dir)

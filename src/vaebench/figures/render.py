@@ -5,20 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: stages run in CI and under DVC without a display
-
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.figure import Figure  # matplotlib's object API: no pyplot, no backend to choose headless
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid, save_image
 
-from vaebench.comparison.grids import originals_over_reconstructions
 from vaebench.core import paths
 from vaebench.core.io import load_tensors, unreadable
 from vaebench.core.paths import arch_figure
+from vaebench.figures.grids import originals_over_reconstructions
 from vaebench.models import load_model
 from vaebench.models.base import VAE
 
@@ -38,7 +34,8 @@ def save_progress_montage(snapshots: dict[str, torch.Tensor], path: Path, title:
     epochs = snapshots["epochs"].tolist()
     rows = torch.cat([snapshots["images"], snapshots["recons"].flatten(0, 1)])
     grid = make_grid(rows, nrow=len(snapshots["images"]), pad_value=1.0)
-    fig, ax = plt.subplots(figsize=(4, 0.75 * (len(epochs) + 1) + 0.6))
+    fig = Figure(figsize=(4, 0.75 * (len(epochs) + 1) + 0.6))
+    ax = fig.subplots()
     ax.imshow(grid.permute(1, 2, 0).numpy(), cmap="gray")
     row_height = grid.shape[1] / (len(epochs) + 1)
     ax.set_yticks([row_height * (i + 0.5) for i in range(len(epochs) + 1)])
@@ -46,13 +43,13 @@ def save_progress_montage(snapshots: dict[str, torch.Tensor], path: Path, title:
     ax.set_xticks([])
     ax.set_title(title)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def save_loss_curves(histories: dict[str, list[pd.DataFrame]], path: Path) -> None:
     """Mean train and validation loss per epoch of every architecture over its seeds, the band
     spanning the seeds' lowest to highest value, on one set of axes."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for arch, frames in histories.items():
         runs = pd.concat(frames)
         n = len(frames)
@@ -72,7 +69,6 @@ def save_loss_curves(histories: dict[str, list[pd.DataFrame]], path: Path) -> No
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def save_latent_map(means: torch.Tensor, labels: torch.Tensor, path: Path, title: str) -> None:
@@ -84,14 +80,14 @@ def save_latent_map(means: torch.Tensor, labels: torch.Tensor, path: Path, title
         points = centered @ v[:, :2]
     else:
         points = torch.nn.functional.pad(centered, (0, 2 - means.shape[1]))
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     scatter = ax.scatter(points[:, 0], points[:, 1], c=labels.cpu(), cmap="tab10", s=2, alpha=0.6)
     ax.legend(*scatter.legend_elements(), title="digit", loc="best", fontsize=7, markerscale=1.5)
     ax.set_title(title)
     ax.set_xlabel("PC 1" if means.shape[1] > 2 else "z 1")
     ax.set_ylabel("PC 2" if means.shape[1] > 2 else "z 2")
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 @torch.no_grad()

@@ -4,14 +4,9 @@ render.py so that a change to a plot does not rerun every training."""
 from __future__ import annotations
 
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
 
 def originals_over_reconstructions(images: torch.Tensor, recons: torch.Tensor) -> torch.Tensor:
     """One grid image: the originals on the top row, their reconstructions below (the original recipe's 2xN)."""
     return make_grid(torch.cat([images.cpu(), recons.cpu()]), nrow=len(images), pad_value=1.0)
-
-
-def to_pil(grid: torch.Tensor) -> Image.Image:
-    return Image.fromarray(grid.mul(255).round().clamp(0, 255).byte().permute(1, 2, 0).numpy())
