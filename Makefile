@@ -8,7 +8,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 UI_PORT ?= 5000
 
-.PHONY: setup setup-dev lock browser postgres repro test lint format ui bench team-up team-down clean
+.PHONY: setup setup-dev lock browser services repro test lint format ui bench team-up team-down clean
 
 # A venv's bundled pip (23.x) resolves the pinned set too, but pip 26 does it several times faster.
 $(VENV)/bin/pip:
@@ -47,7 +47,7 @@ repro: setup  ## run the pipeline; only what changed is rebuilt
 # other (--dist loadgroup keeps each group on one worker, in file order), the unit tests fill in.
 TEST_WORKERS ?= 2
 
-test: setup-dev lint browser postgres  ## unit tests and real end-to-end pipeline runs on tiny params
+test: setup-dev lint browser services  ## unit tests and real end-to-end pipeline runs on tiny params
 	pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Debian's chromium for the MLflow UI test, installed where apt-get runs as root; elsewhere
@@ -58,12 +58,14 @@ browser:
 		  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }; } || \
 		echo "chromium could not be installed: the MLflow UI test will skip"
 
-# Debian's postgresql for the team-stack tests and `make team-up`, installed the same way.
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		{ apt-get install -y -qq postgresql >/dev/null 2>&1 || \
-		  { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }; }; } || \
-		echo "postgresql could not be installed: the team-stack tests will skip"
+# Debian's postgresql and rclone (the DVC remote's WebDAV server) for the team-stack tests and
+# `make team-up`, installed the same way.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v rclone; } >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq postgresql rclone >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq postgresql rclone >/dev/null; }; }; } || \
+		echo "postgresql or rclone could not be installed: the team-stack tests will skip"
 
 lint: setup-dev
 	ruff check .
@@ -80,10 +82,10 @@ ui: setup  ## the MLflow UI on this repository's store, bound to 127.0.0.1 only;
 bench: setup-dev  ## training throughput: the original recipe's loop vs the trainer vs the limit
 	python bench/throughput.py
 
-team-up: setup-dev postgres  ## PostgreSQL + S3 (moto) + MLflow with basic-auth + Dask on 127.0.0.1; prints the exports
+team-up: setup-dev services  ## PostgreSQL + MLflow with basic-auth + a WebDAV DVC remote + Dask over TLS, on 127.0.0.1
 	vaebench team up
 
-team-down: setup-dev  ## stop the team stack and delete its data
+team-down: setup-dev  ## stop the team stack; its data stays (`vaebench team purge` deletes it)
 	vaebench team down
 
 clean:  ## remove the local MLflow store and the venv (DVC outputs stay: use `dvc gc`)

@@ -1,9 +1,9 @@
 """What the Dask drain costs: the same queued sweep run by `vaebench queue --dask` on the team
 stack's two workers and by DVC's own `dvc queue start -j 1`, on this machine, one after the other.
 
-A throw-away team stack (PostgreSQL, S3, MLflow, Dask) and a clone of this repository with tiny
-params (or the default ones with --default-params) as the baseline, its outputs pushed to the S3
-remote. Each mode gets a fresh clone with the same sweep queued. Prints, per experiment, the drain's
+A throw-away team stack (PostgreSQL, MLflow, the WebDAV DVC remote, Dask) and a clone of this
+repository with tiny params (or the default ones with --default-params) as the baseline, its outputs
+pushed to the DVC remote. Each mode gets a fresh clone with the same sweep queued. Prints, per experiment, the drain's
 own figures (the experiment's time and the overhead of cloning, pulling, pushing and collecting),
 then both wall times. Nothing else should run meanwhile (2 cores: a test run halves both).
 
@@ -100,7 +100,7 @@ def main() -> None:
     root.chmod(0o755)  # PostgreSQL runs as its own user
     stack = team.up(root / "stack")
     try:
-        env = {**os.environ, **stack.worker_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        env = {**os.environ, **stack.client_env(), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         origin = baseline(stack, root, env, tiny=not args.default_params)
         dask_user = user_clone(stack, origin, root / "dask-user", env, args.betas)
         start = time.monotonic()
@@ -112,7 +112,7 @@ def main() -> None:
         print(drained.stdout + drained.stderr)
         local_wall = through_dvc_queue(user_clone(stack, origin, root / "dvc-user", env, args.betas), env)
     finally:
-        team.down(stack.root)
+        team.purge(stack.root)
         shutil.rmtree(root, ignore_errors=True)
     rows = [
         {"experiment": m[1], "experiment_s": int(m[2]), "overhead_s": float(m[3]), "steps": m[4]}

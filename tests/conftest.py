@@ -87,10 +87,10 @@ def first_repro(project: Path) -> str:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator:
-    """The team stack (`vaebench.ops.team.up`): PostgreSQL, S3, MLflow and a Dask cluster, for the
+    """The team stack (`vaebench.ops.team.up`): PostgreSQL, MLflow, a DVC remote and a Dask cluster, for the
     team and scale-out tests (one xdist group, so one worker builds it once)."""
     team = pytest.importorskip("vaebench.ops.team")
-    pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[team]')")
+    pytest.importorskip("dvc_webdav", reason="dvc-webdav is not installed (pip install -e '.[team]')")
     try:
         team.postgres_bin()
     except team.TeamStackError as exc:
@@ -100,7 +100,7 @@ def stack() -> Iterator:
     root.chmod(0o755)
     stack = team.up(root / "stack")
     yield stack
-    team.down(stack.root)
+    team.purge(stack.root)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -110,7 +110,7 @@ TEAM_PARAMS = {"compare": {"archs": ["mlp"], "seeds": [0]}}
 @pytest.fixture(scope="session")
 def origin(stack, tmp_path_factory: pytest.TempPathFactory, mnist_mirror: Path) -> Path:
     """A bare git remote holding the tiny project (one architecture, one seed) after one `dvc
-    repro` against the team stack, whose outputs are in its S3 remote."""
+    repro` against the team stack, whose outputs are in its DVC remote."""
     from e2e import commit, make_project, run, set_params
 
     base = make_project(tmp_path_factory.mktemp("base"), mnist_mirror)

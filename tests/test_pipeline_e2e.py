@@ -1,7 +1,8 @@
 """The real pipeline, end to end: `dvc repro` in a fresh git repository on tiny params, 2 seeds.
 
 One project is built per session (conftest.py) and the steps run in order: full run, no-op rerun,
-a CNN-only param change, an experiment. Each step asserts on what DVC and MLflow actually did.
+a code edit; each step asserts on what DVC and MLflow actually did. A CNN-only param change, as
+queued experiments, is test_study_e2e.py's sweep.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import ARCHS, EPOCHS, RUNS, SEEDS, all_stages, commit, mlflow_client, run, runs_by_name, stages_run
+from e2e import ARCHS, EPOCHS, RUNS, SEEDS, all_stages, mlflow_client, run, runs_by_name, stages_run
 from scipy import stats
 
 from vaebench.comparison.aggregate import METRICS
@@ -132,24 +133,3 @@ def test_a_code_edit_reruns_exactly_the_stages_that_run_it(project: Path, first_
             (project / path).write_text(original)
         assert changed == expected, (path, sorted(changed ^ expected))
     assert json.loads(run(project, "dvc", "status", "--json")) == {}
-
-
-def test_cnn_param_as_an_experiment_reruns_only_the_cnn_branch(project: Path, first_repro: str) -> None:
-    commit(project, "baseline")
-    mlp_run = json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"]
-    try:  # one seed is enough to see which branch reruns
-        output = run(project, "dvc", "exp", "run", "-n", "cnn4", "-S", "model.cnn.latent=4", "-S", "compare.seeds=[0]")
-    finally:  # the workspace back at the baseline for the modules after this one (seed 1 included)
-        run(project, "git", "checkout", "--", ".")
-        run(project, "dvc", "checkout", "--force")
-    assert stages_run(output) == {"validate", "render", "report", "train@cnn-0", "evaluate@cnn-0"}, output
-    assert json.loads((project / "models" / "vae" / "mlp-0" / "run.json").read_text())["run_id"] == mlp_run
-    shown = json.loads(run(project, "dvc", "exp", "show", "--json"))
-    experiments = [exp for baseline in shown for exp in baseline.get("experiments") or []]
-    (cnn4,) = [exp for exp in experiments if exp["name"] == "cnn4"]
-    revision = cnn4["revs"][0]["data"]
-    assert revision["params"]["params.yaml"]["data"]["model"]["cnn"]["latent"] == 4
-    metrics = revision["metrics"]
-    assert metrics["metrics/compare.json"]["data"]["cnn"]["latent"]["mean"] == 4
-    assert set(metrics) == {"metrics/compare.json"}  # per-seed detail and the reference stay out of the table
-    assert list(metrics["metrics/compare.json"]["data"])[:3] == ["seeds", "judge_accuracy", "verdicts"]

@@ -319,7 +319,14 @@ def served_pipeline(project: Path, first_repro: str, tmp_path_factory: pytest.Te
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (store / "server.log").read_text()
                 time.sleep(0.5)
-        output = run(project, "dvc", "exp", "run", "-n", "served", "-S", "compare.seeds=[5]", MLFLOW_TRACKING_URI=base)
+        commit(project, "before the served experiment")  # what the checkout below returns to
+        try:
+            output = run(
+                project, "dvc", "exp", "run", "-n", "served", "-S", "compare.seeds=[5]", MLFLOW_TRACKING_URI=base
+            )
+        finally:  # the workspace back at the baseline (`dvc exp run` leaves the experiment in it)
+            run(project, "git", "checkout", "--", ".")
+            run(project, "dvc", "checkout", "--force")
         fan_out = {f"{stage}@{arch}-5" for stage in ("train", "evaluate") for arch in ("mlp", "cnn")}
         assert stages_run(output) == {"validate", "render", "report"} | fan_out, output
         yield base

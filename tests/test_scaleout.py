@@ -26,6 +26,16 @@ def test_without_a_stage_error_the_telling_line_is_dvcs_last_error_then_the_last
     assert telling_line("") == "no output"
 
 
+def test_git_says_why_in_its_first_fatal_line_and_a_hook_in_its_remote_lines() -> None:
+    no_remote = "fatal: 'nowhere' does not appear to be a git repository\nfatal: Could not read from remote"
+    no_remote += " repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n"
+    assert telling_line(no_remote) == "fatal: 'nowhere' does not appear to be a git repository"
+    hook = "remote: pushes under refs/vaebench are closed this week        \nTo /srv/git/vaebench.git\n"
+    hook += " ! [remote rejected] 1a2b3c -> refs/vaebench/queued/1a2b3c (pre-receive hook declined)\n"
+    hook += "error: failed to push some refs to '/srv/git/vaebench.git'\n"
+    assert telling_line(hook) == "the git remote refused the push: pushes under refs/vaebench are closed this week"
+
+
 def test_a_worker_gets_the_default_remote_with_its_options() -> None:
     remote = {"name": "team", "url": "s3://bucket/path", "endpointurl": "http://127.0.0.1:9000"}
     assert remote_commands(remote) == [
@@ -57,3 +67,49 @@ def test_queue_refuses_a_resource_that_is_not_name_equals_amount(capsys) -> None
     with pytest.raises(SystemExit):
         cli.main(["queue", "--dask", "tcp://127.0.0.1:1", "--resources", "GPU"])
     assert "'GPU' is not NAME=AMOUNT" in capsys.readouterr().err
+
+
+def test_a_remote_credential_in_config_local_stays_on_the_client(dvc_project: Path) -> None:
+    """DVC's documented place for a remote's keys is .dvc/config.local; a task carries none of them."""
+    from vaebench.scaleout.queue import default_dvc_remote
+
+    (dvc_project / ".dvc" / "config.local").write_text(
+        "[core]\n    remote = team\n"
+        "['remote \"team\"']\n    url = s3://bucket/path\n    endpointurl = http://127.0.0.1:9000\n"
+        "    access_key_id = AKIAEXAMPLE\n    secret_access_key = s3cr3t-value\n"
+    )
+    remote, withheld = default_dvc_remote(dvc_project)
+    assert remote == {"name": "team", "url": "s3://bucket/path", "endpointurl": "http://127.0.0.1:9000"}
+    assert withheld == ["access_key_id", "secret_access_key"]
+    assert "s3cr3t-value" not in repr(remote_commands(remote))
+
+
+def test_a_log_leaves_with_every_credential_of_the_environment_redacted() -> None:
+    from vaebench.scaleout.commands import REDACTED, redact
+
+    environ = {"AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "MLFLOW_TRACKING_PASSWORD": "pa55word!", "HOME": "/root"}
+    log = "$ dvc push\nauth with s3cr3t-value failed; password pa55word! in /root\n"
+    assert redact(log, environ) == f"$ dvc push\nauth with {REDACTED} failed; password {REDACTED} in /root\n"
+
+
+def test_a_second_drain_of_one_repository_is_refused_naming_the_first(tmp_path: Path) -> None:
+    from vaebench.core.errors import StageError
+    from vaebench.scaleout.drain import only_drain
+
+    refused = pytest.raises(StageError, match=r"already being drained by `vaebench queue` \(pid \d+, since")
+    with only_drain(tmp_path), refused, only_drain(tmp_path):
+        pass
+    with only_drain(tmp_path):  # released with its holder
+        pass
+
+
+def test_queue_outside_a_repository_or_in_a_subfolder_finds_the_root(tmp_path: Path, dvc_project: Path) -> None:
+    from vaebench.core.errors import StageError
+    from vaebench.scaleout.drain import repository_root
+
+    (dvc_project / "src").mkdir()
+    assert repository_root(dvc_project / "src") == dvc_project
+    outside = tmp_path.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    with pytest.raises(StageError, match="is not inside a DVC repository"):
+        repository_root(outside)

@@ -1,8 +1,10 @@
-"""A tiny β sweep through DVC's queue, two workers, gathered by `vaebench study`; runs after the other e2e modules."""
+"""A tiny sweep of the CNN's latent size through DVC's queue, two workers, gathered by `vaebench study`;
+runs after the other e2e modules."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -12,14 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from e2e import EPOCHS, commit, mlflow_client, run, tool_env
+from e2e import EPOCHS, commit, mlflow_client, run, stages_run, tool_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]  # one worker, in file order
 
 
-def test_sweep_through_the_queue_in_parallel_and_study(project: Path, first_repro: str) -> None:
+def test_a_cnn_sweep_through_the_queue_reruns_its_branch_and_is_studied(project: Path, first_repro: str) -> None:
+    """Two CNN latent sizes (one seed) as DVC's Hydra sweep, run by DVC's queue with two workers at once: each
+    experiment reruns the CNN's branch and nothing else, both log complete runs to the repository's
+    one SQLite store, `dvc exp show` lists their params and summary, and `vaebench study` gathers
+    them (a failed experiment is skipped with the reason)."""
     commit(project, "before sweep")
-    run(project, "dvc", "exp", "run", "--queue", "-S", "loss.kl_weight=0.5,2", "-S", "compare.seeds=[7]")
+    run(project, "dvc", "exp", "run", "--queue", "-S", "model.cnn.latent=4,6", "-S", "compare.seeds=[0]")
     run(project, "dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.epochs=0")  # fails in validate
     # Not run(): the workers DVC spawns inherit its stdout, and one of two can hang in celery's
     # shutdown after the queue empties, which would hold the pipe (and this test) open.
@@ -34,25 +40,46 @@ def test_sweep_through_the_queue_in_parallel_and_study(project: Path, first_repr
         stop_workers(project)
     assert status.count("Success") >= 2 and "Failed" in status, status
 
+    swept = {e["name"]: e["revs"][0]["data"] for e in experiments(project) if e["name"] != "broken"}
+    assert sorted(d["params"]["params.yaml"]["data"]["model"]["cnn"]["latent"] for d in swept.values()) == [4, 6]
+    cnn_branch = {"train@cnn-0", "evaluate@cnn-0"}  # one seed is enough to see which branch reruns
+    for name, revision in swept.items():
+        assert stages_run(run(project, "dvc", "queue", "logs", name)) == {"validate", "render", "report"} | cnn_branch
+        metrics = revision["metrics"]
+        assert set(metrics) == {"metrics/compare.json"}  # per-seed detail and the reference stay out of the table
+        assert list(metrics["metrics/compare.json"]["data"])[:3] == ["seeds", "judge_accuracy", "verdicts"]
+        latent = revision["params"]["params.yaml"]["data"]["model"]["cnn"]["latent"]
+        assert metrics["metrics/compare.json"]["data"]["cnn"]["latent"]["mean"] == latent
+
     output = run(project, "vaebench", "study")
     assert "skipped broken: the experiment is failed (see `dvc queue logs broken`)" in output, output
     points = pd.read_csv(project / "reports" / "study" / "points.csv")
-    swept = points[points["kl_weight"] != 1.0]  # the baseline is the β = 1 point
-    expected = [("cnn", 0.5), ("cnn", 2.0), ("mlp", 0.5), ("mlp", 2.0)]
-    assert sorted(zip(swept["arch"], swept["kl_weight"], strict=True)) == expected
+    studied = points[points["experiment"].isin(list(swept))]
+    assert sorted(zip(studied["arch"], studied["latent"], strict=True)) == [
+        ("cnn", 4),
+        ("cnn", 6),
+        ("mlp", 20),
+        ("mlp", 20),
+    ]
     written = {p.name for p in (project / "reports" / "study").iterdir()}
-    assert {"rate_distortion.png", "vs_kl_weight.png", "study.md", "points.csv"} <= written
+    assert {"rate_distortion.png", "vs_latent.png", "study.md", "points.csv"} <= written
     assert "- broken: the experiment is failed" in (project / "reports" / "study" / "study.md").read_text()
 
-    # Both parallel experiments logged complete runs to the repository's one SQLite store.
     client = mlflow_client(project)
     experiment = client.get_experiment_by_name("vaebench")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.seed = '7'")
-    assert sorted(r.info.run_name for r in runs) == ["cnn-7", "cnn-7", "mlp-7", "mlp-7"]
-    for r in runs:
-        assert r.info.status == "FINISHED" and "test_nll_iwae" in r.data.metrics and r.data.tags["dvc_exp_name"]
-        assert len(client.get_metric_history(r.info.run_id, "val_loss")) == EPOCHS
+    for name in swept:
+        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.dvc_exp_name = '{name}'")
+        assert sorted(r.info.run_name for r in runs) == ["cnn-0", "comparison"]
+        for r in (r for r in runs if r.info.run_name != "comparison"):
+            assert r.info.status == "FINISHED" and "test_nll_iwae" in r.data.metrics
+            assert len(client.get_metric_history(r.info.run_id, "val_loss")) == EPOCHS
     assert client.search_runs([experiment.experiment_id], filter_string="tags.role = 'study'")
+
+
+def experiments(project: Path) -> list[dict]:
+    """The entries `dvc exp show --json` lists under the project's HEAD."""
+    shown = json.loads(run(project, "dvc", "exp", "show", "--json"))
+    return [e for baseline in shown for e in baseline.get("experiments") or []]
 
 
 def stop_workers(project: Path) -> None:

@@ -11,7 +11,7 @@ from vaebench.ops.team import Stack, TeamStackError, env_lines
 
 
 def test_stack_state_round_trips_and_is_private(tmp_path: Path) -> None:
-    stack = Stack(root=tmp_path / ".team", pg_port=5432, s3_port=5001, mlflow_port=5002, pids={"s3": 12})
+    stack = Stack(root=tmp_path / ".team", pg_port=5432, dav_port=5001, mlflow_port=5002, pids={"dvc-remote": 12})
     stack.save()
     assert stat.S_IMODE((stack.root / "stack.json").stat().st_mode) == 0o600  # it holds passwords
     assert Stack.load(stack.root) == stack
@@ -22,13 +22,15 @@ def test_no_stack_says_how_to_start_one(tmp_path: Path) -> None:
         Stack.load(tmp_path)
 
 
-def test_a_worker_gets_two_uris_and_two_credentials(tmp_path: Path) -> None:
-    stack = Stack(root=tmp_path, pg_port=1, s3_port=2, mlflow_port=3)
+def test_a_worker_gets_the_tracking_server_and_where_the_remote_credentials_are(tmp_path: Path) -> None:
+    stack = Stack(root=tmp_path, pg_port=1, dav_port=2, mlflow_port=3)
     lines = env_lines(stack)
     assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:3" in lines
     assert f"export MLFLOW_TRACKING_PASSWORD={stack.worker_password}" in lines
-    assert f"export AWS_SECRET_ACCESS_KEY={stack.s3_secret}" in lines
-    assert "endpointurl http://127.0.0.1:2" in lines and stack.pg_password not in lines  # the database stays private
+    assert f"export DVC_GLOBAL_CONFIG_DIR={tmp_path / 'dvc-config'}" in lines
+    assert "dvc remote add --local --force -d team webdav://127.0.0.1:2/vaebench" in lines
+    assert stack.pg_password not in lines and stack.dav_password not in lines  # they stay in their 0600 files
+    assert stack.pg_password not in stack.database_uri("mlflow")  # a command line's: libpq reads pgpass
 
 
 def test_the_workers_get_a_relative_mnist_mirror_as_an_absolute_path(tmp_path, monkeypatch) -> None:
@@ -42,3 +44,30 @@ def test_the_workers_get_a_relative_mnist_mirror_as_an_absolute_path(tmp_path, m
     assert _absolute_mirror() == {"MNIST_MIRROR": str(tmp_path / "shared" / "mnist")}
     monkeypatch.setenv("MNIST_MIRROR", "https://example.invalid/mnist/")
     assert _absolute_mirror() == {}
+
+
+def test_the_certificates_are_private_signed_by_the_ca_and_kept(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from vaebench.ops.tls import CA, CLIENT, MEMBER, make_certificates
+
+    made = make_certificates(tmp_path / "tls")
+    assert (tmp_path / "tls").stat().st_mode & 0o777 == 0o700
+    files = sorted((tmp_path / "tls").iterdir())
+    assert len(files) == 6 and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    ca = x509.load_pem_x509_certificate(made.cert(CA).read_bytes())
+    for who in (MEMBER, CLIENT):
+        cert = x509.load_pem_x509_certificate(made.cert(who).read_bytes())
+        cert.verify_directly_issued_by(ca)  # raises if another key signed it
+        assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    before = {f.name: f.read_bytes() for f in files}
+    make_certificates(tmp_path / "tls")  # a restart: the parts already running must still trust each other
+    assert {f.name: f.read_bytes() for f in sorted((tmp_path / "tls").iterdir())} == before
+
+
+def test_a_colleague_exports_where_the_client_certificate_is_and_no_key_itself(tmp_path: Path) -> None:
+    stack = Stack(root=tmp_path, dask_port=8786)
+    env = stack.client_env()
+    assert env["DASK_SCHEDULER_ADDRESS"] == "tls://127.0.0.1:8786"
+    assert env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] == str(tmp_path / "tls" / "client-key.pem")
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"

@@ -1,6 +1,7 @@
-"""The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL, artifacts and the
-DVC remote on S3 (moto), concurrent load, faults, the served model. Two workers' experiments and a
-reader that pulls them all are test_scaleout_e2e.py's sweep.
+"""The team stack for real, on loopback: MLflow with basic-auth on PostgreSQL and its artifacts on
+disk, the DVC remote over WebDAV, credentials at every door, concurrent load, faults, the served
+model, and every part restarted with its data. Two workers' experiments and a reader that pulls
+them all are test_scaleout_e2e.py's sweep.
 
 One stack and one tiny project pushed to a bare git remote for the session (conftest's `stack`, `origin`).
 """
@@ -67,36 +68,34 @@ def clone(stack, origin: Path, into: Path) -> Path:
 
 
 def test_requests_without_valid_credentials_get_401_and_write_nothing(stack) -> None:
-    url = f"{stack.tracking_uri}/api/2.0/mlflow/experiments/create"
+    """Every door of the stack: the tracking server's API and its artifacts, and the DVC remote."""
     body = json.dumps({"name": "intruder"}).encode()
-    for credentials in (None, "worker:wrong-password"):
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        if credentials:
-            request.add_header("Authorization", "Basic " + b64encode(credentials.encode()).decode())
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=10)
-        assert refused.value.code == 401
+    doors = (
+        ("POST", f"{stack.tracking_uri}/api/2.0/mlflow/experiments/create", body),
+        ("GET", f"{stack.tracking_uri}/api/2.0/mlflow-artifacts/artifacts", None),
+        ("PUT", f"{stack.dvc_remote_url.replace('webdav://', 'http://')}/intruder.txt", b"overwritten"),
+        ("GET", stack.dvc_remote_url.replace("webdav://", "http://") + "/", None),
+    )
+    for method, url, data in doors:
+        for credentials in (None, "worker:wrong-password"):
+            request = urllib.request.Request(url, data, {"Content-Type": "application/json"}, method=method)
+            if credentials:
+                request.add_header("Authorization", "Basic " + b64encode(credentials.encode()).decode())
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401, (method, url, credentials)
     assert client(stack).get_experiment_by_name("intruder") is None
+    assert not list((stack.root / "dvc-remote").rglob("intruder.txt"))
 
 
-def s3_client(stack):
-    import boto3
-
-    from vaebench.ops.team import boto_credentials
-
-    return boto3.client("s3", endpoint_url=stack.s3_endpoint, **boto_credentials(stack))
-
-
-def artifact_objects(s3, run_id: str) -> list[str]:
-    from vaebench.ops.team import ARTIFACT_BUCKET
-
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=ARTIFACT_BUCKET)
-    return [o["Key"] for page in pages for o in page.get("Contents", []) if run_id in o["Key"]]
+def artifact_files(stack, run_id: str) -> list[Path]:
+    """The files the tracking server keeps for a run (it proxies artifacts to its own disk)."""
+    return [p for p in (stack.root / "artifacts").rglob("*") if p.is_file() and run_id in p.parts]
 
 
 @pytest.fixture
 def workspace(stack, origin: Path, tmp_path: Path) -> Path:
-    """A clone with every output pulled from the S3 remote."""
+    """A clone with every output pulled from the DVC remote."""
     project = clone(stack, origin, tmp_path / "workspace")
     run_as(stack, project, "dvc", "pull", "-q")
     return project
@@ -133,34 +132,32 @@ def _start_long_training(stack, project: Path) -> tuple[subprocess.Popen, str]:
     raise AssertionError("the training run never logged three epochs")
 
 
-def test_tracking_server_stopped_mid_stage_fails_it_clearly_and_a_rerun_completes(stack, workspace: Path) -> None:
+def test_a_killed_worker_and_a_stopped_tracking_server_leave_no_running_run(stack, workspace: Path) -> None:
+    """Two faults mid-training, one after the other. SIGKILL leaves its run RUNNING (what the README
+    says) and the stage's next run closes it; the tracking server stopped under that next run fails
+    it in one line with nothing half-written; after a restart a rerun completes and closes it too."""
     from vaebench.ops import team
 
     before = output_hashes(workspace)
-    process, run_id = _start_long_training(stack, workspace)
+    process, killed = _start_long_training(stack, workspace)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert client(stack).get_run(killed).info.status == "RUNNING"  # nothing can close it but the next run
+
+    process, cut = _start_long_training(stack, workspace)
+    assert client(stack).get_run(killed).info.status == "FAILED"
     team.stop_process(stack.pids["mlflow"])
     output = process.communicate(timeout=300)[0]
     assert process.returncode != 0
+    assert f"marked MLflow run {killed} FAILED" in output
     assert f"MLflow at {stack.tracking_uri}" in output and "Traceback" not in output, output
     assert output_hashes(workspace) == before  # nothing half-written
 
-    stack.pids["mlflow"] = team.start_mlflow_server(stack)
-    stack.save()
+    team.up(stack.root)  # starts what is down: the tracking server
     set_params(workspace, {"train": {"epochs": EPOCHS}})
     output = run_as(stack, workspace, "dvc", "repro", "-s", "-f", "train@mlp-0")
-    assert f"marked MLflow run {run_id} FAILED" in output  # the run the outage left RUNNING
-    assert client(stack).get_run(run_id).info.status == "FAILED"
-
-
-def test_a_killed_worker_leaves_a_running_run_that_its_next_run_closes(stack, workspace: Path) -> None:
-    process, run_id = _start_long_training(stack, workspace)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    assert client(stack).get_run(run_id).info.status == "RUNNING"  # what SIGKILL leaves, and what the README says
-    set_params(workspace, {"train": {"epochs": EPOCHS}})
-    output = run_as(stack, workspace, "dvc", "repro", "-s", "-f", "train@mlp-0")
-    assert f"marked MLflow run {run_id} FAILED" in output
-    assert client(stack).get_run(run_id).info.status == "FAILED"
+    assert f"marked MLflow run {cut} FAILED" in output  # the run the outage left RUNNING
+    assert client(stack).get_run(cut).info.status == "FAILED"
 
 
 def test_the_logged_model_is_served_over_http(stack, workspace: Path) -> None:
@@ -200,3 +197,42 @@ def _post(url: str, payload: dict) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def test_every_part_restarts_with_its_data(stack, origin: Path, tmp_path: Path) -> None:
+    """`team down` under a running drain, then `team up`: the drain says in one line that the
+    scheduler went away; after the restart the same runs, their artifacts and every DVC object are
+    there, and a fresh clone pulls the baseline's outputs (last in the module: every part restarts)."""
+    from vaebench.ops import team
+
+    before = {r.info.run_id for found in runs(stack).values() for r in found}
+    (training, *_) = runs(stack)["mlp-0"]
+    objects = sorted(p.relative_to(stack.root) for p in (stack.root / "dvc-remote").rglob("*") if p.is_file())
+    user = clone(stack, origin, tmp_path / "user")
+    run_as(stack, user, "dvc", "exp", "run", "--queue", "-n", "orphan", "-S", "train.epochs=150")
+    environment = tool_env(PYTHONUNBUFFERED="1", **stack.client_env())
+    drain = subprocess.Popen(
+        ["vaebench", "queue"], cwd=user, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    for line in iter(drain.stdout.readline, ""):
+        seen.append(line)
+        if "orphan (" in line and "running on" in line:
+            break
+    team.down(stack.root)
+    output = "".join(seen) + drain.communicate(timeout=120)[0]
+    assert drain.returncode == 1 and "Traceback" not in output, output
+    assert f"the Dask scheduler at {stack.scheduler_address} went away" in output, output
+
+    restarted = team.up(stack.root)
+    assert (restarted.tracking_uri, restarted.scheduler_address) == (stack.tracking_uri, stack.scheduler_address)
+    assert before <= {r.info.run_id for found in runs(stack).values() for r in found}
+    mlflow = client(stack)  # the artifacts, through the restarted server's proxy
+    listed = mlflow.list_artifacts(training.info.run_id, "images")  # its reconstructions, one per snapshot
+    assert listed, "the training run lists no images"
+    assert Path(mlflow.download_artifacts(training.info.run_id, listed[0].path, str(tmp_path))).stat().st_size > 0
+    after = sorted(p.relative_to(stack.root) for p in (stack.root / "dvc-remote").rglob("*") if p.is_file())
+    assert set(objects) <= set(after)
+    reader = clone(stack, origin, tmp_path / "reader")
+    run_as(stack, reader, "dvc", "pull", "-q")
+    assert "up to date" in run(reader, "dvc", "status").lower()

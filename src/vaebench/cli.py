@@ -149,10 +149,10 @@ def queue(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--dask ADDRESS (or DASK_SCHEDULER_ADDRESS) names the Dask scheduler, e.g. tcp://HOST:8786")
 
     def act() -> None:
-        from vaebench.scaleout.drain import Options, drain
+        from vaebench.scaleout.drain import Options, drain, repository_root
 
         try:
-            status = drain(Options(address, args.git_remote, dict(args.resources)))
+            status = drain(Options(address, args.git_remote, dict(args.resources), repository_root()))
         except KeyboardInterrupt:
             print(
                 "interrupted: the running experiments stop on their workers; what was collected stays."
@@ -172,13 +172,16 @@ def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     def act() -> None:
         if args.action == "up":
             stack = team.up(args.root)
-            print(f"team stack up in {stack.root}: PostgreSQL :{stack.pg_port}, S3 {stack.s3_endpoint},"
-                  f" MLflow {stack.tracking_uri}\n{team.env_lines(stack)}")  # fmt: skip
+            print(f"team stack up in {stack.root}: PostgreSQL :{stack.pg_port}, DVC remote {stack.dvc_remote_url},"
+                  f" MLflow {stack.tracking_uri}, Dask {stack.scheduler_address}\n{team.env_lines(stack)}")  # fmt: skip
         elif args.action == "env":
             print(team.env_lines(team.Stack.load(args.root)))
-        else:
+        elif args.action == "down":
             team.down(args.root)
-            print(f"team stack in {args.root} stopped and removed")
+            print(f"team stack in {args.root} stopped; its data stays (`vaebench team up` starts it again)")
+        else:
+            deleted = team.purge(args.root)
+            print("deleted:\n  " + "\n  ".join(deleted) if deleted else f"no team stack in {args.root}")
 
     run_stage(act)
 
@@ -223,8 +226,14 @@ def main(argv: list[str] | None = None) -> None:
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")
     u.set_defaults(handler=ui)
-    t = commands.add_parser("team", help="PostgreSQL + S3 (moto) + MLflow with basic-auth + Dask on 127.0.0.1")
-    t.add_argument("action", choices=["up", "env", "down"])
+    t = commands.add_parser(
+        "team", help="PostgreSQL + MLflow with basic-auth + a WebDAV DVC remote + Dask over TLS, on 127.0.0.1"
+    )
+    t.add_argument(
+        "action",
+        choices=["up", "env", "down", "purge"],
+        help="up: start what is down, keep what is there; down: stop, keep the data; purge: stop and delete it",
+    )
     t.add_argument("--root", type=Path, default=Path(".team"), help="where its data, logs and passwords live")
     t.set_defaults(handler=team)
     args = parser.parse_args(argv)

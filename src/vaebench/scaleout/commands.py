@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,20 @@ from vaebench.core.errors import StageError
 PR_SET_PDEATHSIG = 1
 POLL_S = 1.0
 LOCKED = "Unable to acquire lock"
+# Names of settings and environment variables that hold a credential (DVC's remote options such
+# as secret_access_key, password, keyfile, sas_token; MLFLOW_TRACKING_PASSWORD, AWS_SECRET_ACCESS_KEY).
+CREDENTIAL = re.compile(r"secret|password|passphrase|token|credential|key|sas|auth", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    """`text` with the value of every credential in the environment replaced: a log leaves the
+    machine it was written on (a worker's comes back to the client's .dvc/tmp)."""
+    environ = os.environ if environ is None else environ
+    secrets = sorted((v for k, v in environ.items() if CREDENTIAL.search(k) and len(v) >= 6), key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 class CommandFailed(StageError):
@@ -46,14 +61,21 @@ def _die_with_parent() -> None:
 
 
 def telling_line(output: str) -> str:
-    """The line that says what went wrong: a stage's `error:` line, else DVC's last ERROR, else the last."""
+    """The line that says what went wrong: a push the git remote refused, with its reason (a
+    hook's `remote:` lines); a stage's `error:` line; DVC's last ERROR; git's first `fatal:` (its
+    later lines are advice); else the last line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    rejected = [line for line in lines if line.startswith(("! [remote rejected]", "! [rejected]"))]
+    if rejected:
+        reason = " ".join(line.removeprefix("remote:").strip() for line in lines if line.startswith("remote:"))
+        return f"the git remote refused the push: {reason or rejected[0]}"
     stage_errors = [n for n, line in enumerate(lines) if line.startswith("error:")]
     if stage_errors:  # a stage's one line, or its heading and first item ("params.yaml is invalid:")
         n = stage_errors[0]
         return " ".join(lines[n : n + 2]) if lines[n].endswith(":") and n + 1 < len(lines) else lines[n]
     dvc_errors = [line for line in lines if line.startswith("ERROR:")]
-    return (dvc_errors or lines or ["no output"])[-1]
+    fatal = [line for line in lines if line.startswith("fatal:")][:1]
+    return (dvc_errors or fatal or lines or ["no output"])[-1]
 
 
 def run_logged(

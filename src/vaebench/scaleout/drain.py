@@ -11,14 +11,19 @@ while another DVC command holds the lock), check the ref against the worker's co
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaebench.core.errors import StageError, first_line
-from vaebench.scaleout.commands import CommandFailed, run_quiet
+from vaebench.scaleout.commands import CommandFailed, redact, run_quiet
 from vaebench.scaleout.queue import (
     DONE_REFS,
     QUEUED_REFS,
@@ -54,12 +59,90 @@ def say(text: str) -> None:
 
 
 def connect(address: str):
-    from distributed import Client
+    """A client of the scheduler at `address`, with Dask's configured security (the team's client
+    certificate where `vaebench team env` was exported). The address is tried first with one bare
+    connection: a `Client` that fails to start leaves a finaliser that prints a traceback and
+    waits for its own timeout on the way out."""
+    import asyncio
+
+    from distributed import Client, Security
+    from distributed.comm import connect as open_comm
+
+    security = Security()
+
+    async def probe() -> None:
+        comm = await open_comm(address, timeout=CONNECT_TIMEOUT_S, **security.get_connection_args("client"))
+        await comm.close()
 
     try:
-        return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        asyncio.run(probe())
+    except TypeError:  # tls:// and no certificate in Dask's config: distributed has no SSL context to use
+        raise StageError(
+            f"{address} takes TLS clients only and no client certificate is configured: export the"
+            " DASK_DISTRIBUTED__COMM__TLS__* lines that `vaebench team env` prints; nothing was dequeued"
+        ) from None
     except (OSError, TimeoutError, ValueError) as exc:
         raise StageError(f"no Dask scheduler answers at {address}: {first_line(exc)}; nothing was dequeued") from None
+    # The client's own log would print a traceback per failed reconnection when the scheduler goes
+    # away; the drain says that in one line (`_collect_as_completed`).
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    return Client(address, security=security, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+
+
+def check_resources(client, wanted: dict[str, float]) -> None:
+    """Refuse, before anything is sent, resources no worker offers: Dask would wait for such a
+    worker forever, in silence."""
+    if not wanted:
+        return
+    offered = [w.get("resources") or {} for w in client.scheduler_info()["workers"].values()]
+    if any(all(o.get(k, 0) >= v for k, v in wanted.items()) for o in offered):
+        return
+    have = sorted({f"{k}={v:g}" for o in offered for k, v in o.items()}) or ["no resources"]
+    raise StageError(
+        f"no worker offers {', '.join(f'{k}={v:g}' for k, v in wanted.items())} (they offer {', '.join(have)};"
+        ' a worker declares its own with `dask worker --resources "GPU=1"`); nothing was dequeued'
+    )
+
+
+def preflight(client, options: Options) -> tuple[int, list[QueuedExperiment]]:
+    """What is checked before anything is dequeued or sent: the workers, the queue, the DVC
+    remote's copy of this commit's outputs, the resources asked for. (workers, queued entries)"""
+    workers = check_workers(client)
+    experiments = queued_experiments(options.repo)
+    if experiments:
+        missing = missing_from_remote(options.repo)
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            say(
+                f"the DVC remote lacks this commit's {shown}: the workers rerun the stages that make them"
+                " (`dvc push` first to reuse them)"
+            )
+        check_resources(client, options.resources)
+    return workers, experiments
+
+
+def missing_from_remote(repo: Path) -> list[str]:
+    """The outputs of this commit that the default DVC remote does not hold (`dvc status --cloud`):
+    a worker pulls what is there, so the stages of the rest run again on every worker."""
+    if not default_dvc_remote(repo)[0]:
+        return []  # no DVC remote to compare with
+    try:
+        listed = json.loads(run_quiet(["dvc", "status", "--cloud", "--json"], repo) or "{}")
+    except CommandFailed as exc:
+        raise StageError(f"the DVC remote cannot be read from here ({exc}); nor could the workers") from None
+    return sorted(path for path, state in listed.items() if state in {"new", "missing"})
+
+
+def check_git_remote(remote: str, repo: Path) -> None:
+    """The workers clone the repository from the git remote and push their experiments to it."""
+    result = subprocess.run(["git", "remote", "get-url", remote], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        known = subprocess.run(["git", "remote"], cwd=repo, capture_output=True, text=True).stdout.split()
+        listed = f" (it has {', '.join(known)})" if known else ""
+        raise StageError(
+            f"no git remote {remote!r} in this clone{listed}: the workers clone the repository from a git"
+            f" remote they can reach and push to; `git remote add {remote} URL`, or --git-remote NAME"
+        )
 
 
 def check_workers(client) -> int:
@@ -156,7 +239,9 @@ class Collector:
         if log:
             path = self.options.repo / LOGS / f"{e.name}-{stash[:7]}.log"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(log)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(redact(log))
             where = f"; log: {path}"
         self.failed[stash] = error
         say(f"{e.label}  FAILED: {error}{where}")
@@ -196,11 +281,17 @@ def run_on_cluster(client, tasks: list[Task], options: Options, collector: Colle
 
 def _collect_as_completed(client, futures: dict, collector: Collector) -> None:
     from distributed import as_completed
+    from distributed.client import FutureCancelledError
 
     for future in as_completed(futures, loop=client.loop):
         stash = futures[future]
         try:
             outcome: Outcome = future.result()
+        except FutureCancelledError:  # nothing here cancels a task before Ctrl-C: the scheduler went away
+            raise StageError(
+                f"the Dask scheduler at {collector.options.address} went away: {len(collector.collected)} collected;"
+                " the rest stay queued. Start it again (`vaebench team up` starts what is down), then run this again"
+            ) from None
         except Exception as exc:  # KilledWorker after allowed-failures deaths, or a bug in the task
             collector.fail(stash, f"{type(exc).__name__}: {first_line(exc)}")
             continue
@@ -219,12 +310,64 @@ def _collect_as_completed(client, futures: dict, collector: Collector) -> None:
         )
 
 
+def tasks(plan: Plan, options: Options) -> list[Task]:
+    """What each worker is sent: the entry, the git remote's URL, the DVC remote without credentials."""
+    url = remote_url(options.git_remote, options.repo)
+    (dvc_remote, withheld), author = default_dvc_remote(options.repo), identity(options.repo)
+    if withheld:
+        say(f"DVC remote {dvc_remote['name']}: the workers use their own credentials; not sent: {', '.join(withheld)}")
+    for e in plan.run:
+        say(f"{e.label}  queued")
+    return [Task(e, url, dvc_remote, author) for e in plan.run]
+
+
+def repository_root(start: Path = Path(".")) -> Path:
+    """The DVC repository's root from anywhere inside it: the queue, its refs and the drain's logs
+    are the repository's, not a subfolder's."""
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        return Path(Repo.find_root(str(start)))
+    except NotDvcRepoError:
+        raise StageError(f"{start.resolve()} is not inside a DVC repository: run `vaebench queue` in one") from None
+
+
+@contextmanager
+def only_drain(repo: Path) -> Iterator[None]:
+    """One drain at a time per repository: two would each run the other's entries (DVC's queue
+    has no claim on an entry) and report the other's results as failures. The lock is the kernel's
+    (flock), so it goes with its process however that ends; the owner file names who holds it."""
+    from filelock import FileLock, Timeout
+
+    folder = repo / LOGS
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = folder / "drain.owner"
+    lock = FileLock(folder / "drain.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = owner.read_text().strip() if owner.exists() else "another process"
+        raise StageError(f"this repository's queue is already being drained by {holder}; nothing dequeued") from None
+    try:
+        owner.write_text(f"`vaebench queue` (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})\n")
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
 def drain(options: Options) -> int:
     """Run every queued experiment on the cluster; the exit status (1 when any failed)."""
+    with only_drain(options.repo):
+        return _drain(options)
+
+
+def _drain(options: Options) -> int:
+    check_git_remote(options.git_remote, options.repo)
     client = connect(options.address)
     try:
-        workers = check_workers(client)
-        experiments = queued_experiments(options.repo)
+        workers, experiments = preflight(client, options)
         if not experiments:
             say("nothing queued: `dvc exp run --queue -S ...` first (`dvc queue status` lists the queue)")
             return 0
@@ -241,11 +384,7 @@ def drain(options: Options) -> int:
         publish(plan.run, remote, options.repo)
         if plan.run:
             say(f"pushed {len(plan.run)} stash commits to {remote} in {time.monotonic() - start:.1f} s")
-        url = remote_url(remote, options.repo)
-        dvc_remote, author = default_dvc_remote(options.repo), identity(options.repo)
-        for e in plan.run:
-            say(f"{e.label}  queued")
-        run_on_cluster(client, [Task(e, url, dvc_remote, author) for e in plan.run], options, collector)
+        run_on_cluster(client, tasks(plan, options), options, collector)
     finally:
         client.close()
     say(f"{len(collector.collected)} collected, {len(collector.failed)} failed")

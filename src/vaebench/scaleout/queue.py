@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaebench.scaleout.commands import CREDENTIAL
+
 QUEUED_REFS = "refs/vaebench/queued"
 DONE_REFS = "refs/vaebench/done"
 
@@ -53,18 +55,23 @@ def queued_experiments(repo: Path) -> list[QueuedExperiment]:
     return [QueuedExperiment(e.stash_rev, e.baseline_rev, e.name or e.stash_rev[:7]) for e in entries]
 
 
-def default_dvc_remote(repo: Path) -> dict[str, str]:
+def default_dvc_remote(repo: Path) -> tuple[dict[str, str], list[str]]:
     """The default DVC remote as the repository's own config files set it (.dvc/config, then
-    config.local, where the team stack puts it); credentials stay in the workers' environment."""
+    config.local, where the team stack puts it), less its credentials; and the names of those.
+    A worker uses its own (its environment, its own DVC config): one sent in a task would reach the
+    scheduler, the worker's command line and its log."""
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc:
         levels = [dvc.config.load_one(level) for level in ("repo", "local")]
     name = next((c["core"]["remote"] for c in reversed(levels) if c["core"].get("remote")), None)
     if not name:
-        return {}
+        return {}, []
     settings = {k: v for c in levels for k, v in c["remote"].get(name, {}).items()}
-    return {"name": name, **settings} if "url" in settings else {}
+    if "url" not in settings:
+        return {}, []
+    withheld = sorted(k for k in settings if CREDENTIAL.search(k))
+    return {"name": name, **{k: v for k, v in settings.items() if k not in withheld}}, withheld
 
 
 def remote_commands(remote: dict[str, str]) -> list[list[str]]:

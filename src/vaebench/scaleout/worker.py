@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaebench.scaleout.commands import CommandFailed, Stopped, run_logged, run_quiet
+from vaebench.scaleout.commands import CommandFailed, Stopped, redact, run_logged, run_quiet
 from vaebench.scaleout.queue import DONE_REFS, QUEUED_REFS, Task, remote_commands
 
 TOPIC = "vaebench-queue"  # the Dask event topic of the progress display
@@ -139,5 +139,5 @@ def run_queued(task: Task) -> Outcome:
         except (CommandFailed, Stopped) as exc:
             attempt.outcome.error = str(exc) if isinstance(exc, CommandFailed) else f"stopped during {exc}"
         if attempt.log.exists():
-            attempt.outcome.log = attempt.log.read_text(errors="replace")[-LOG_TAIL:]
+            attempt.outcome.log = redact(attempt.log.read_text(errors="replace")[-LOG_TAIL:])
         return attempt.outcome
