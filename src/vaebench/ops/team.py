@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vaebench.core.errors import StageError
-from vaebench.ops.tls import Certificates, make_certificates
+from vaebench.ops.tls import Certificates, make_certificates, write_private
 
 HOST = "127.0.0.1"
 DVC_REMOTE = "team"  # the DVC remote's name in each clone and in the workers' DVC config
@@ -123,7 +123,7 @@ class Stack:
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_private(self.root / "stack.json", json.dumps({**asdict(self), "root": str(self.root)}, indent=2))
+        write_private(self.root / "stack.json", json.dumps({**asdict(self), "root": str(self.root)}, indent=2))
 
     @classmethod
     def load(cls, root: Path) -> Stack:
@@ -132,13 +132,6 @@ class Stack:
         except (OSError, ValueError) as exc:
             raise TeamStackError(f"no team stack in {root} ({exc}); start one with `vaebench team up`") from None
         return cls(**{**data, "root": Path(data["root"])})
-
-
-def _write_private(path: Path, text: str) -> None:
-    """A file only its owner reads, from its first byte (not chmod after writing)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
 
 
 def _private_folder(path: Path) -> Path:
@@ -244,8 +237,8 @@ def start_postgres(stack: Stack) -> None:
 def _init_postgres(stack: Stack, data: Path) -> None:
     pwfile = stack.root / "pgpass.tmp"
     data.mkdir(parents=True)
-    _write_private(pwfile, stack.pg_password + "\n")
-    _write_private(stack.pgpass, f"{HOST}:{stack.pg_port}:*:mlflow:{stack.pg_password}\n")
+    write_private(pwfile, stack.pg_password + "\n")
+    write_private(stack.pgpass, f"{HOST}:{stack.pg_port}:*:mlflow:{stack.pg_password}\n")
     if os.geteuid() == 0:
         shutil.chown(data, "postgres")
         shutil.chown(pwfile, "postgres")
@@ -273,7 +266,7 @@ def start_webdav(stack: Stack) -> None:
         raise TeamStackError("rclone is not installed: `apt-get install -y rclone` (Debian's package)")
     (_private_folder(stack.root / "dvc-remote") / "vaebench").mkdir(exist_ok=True)
     config = _private_folder(stack.dvc_config_dir) / "config"
-    _write_private(
+    write_private(
         config, f"['remote \"{DVC_REMOTE}\"']\n    user = {WORKER_USER}\n    password = {stack.dav_password}\n"
     )
     log = stack.root / "dvc-remote.log"
@@ -290,7 +283,7 @@ def start_webdav(stack: Stack) -> None:
 def start_mlflow(stack: Stack) -> None:
     """`mlflow server` with basic-auth on PostgreSQL, artifacts proxied to `artifacts/`."""
     config = stack.root / "basic_auth.ini"
-    _write_private(
+    write_private(
         config,
         "[mlflow]\ndefault_permission = EDIT\n"
         f"database_uri = {stack.database_uri('mlflow_auth')}\n"

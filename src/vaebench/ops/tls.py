@@ -13,6 +13,7 @@ certificates live in memory only, and `dask scheduler` and `dask worker` read fi
 from __future__ import annotations
 
 import datetime
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +107,18 @@ def _certificate(name: str, key, signer, issuer_cert, is_ca: bool):
 
 
 def _write(made: Certificates, who: str, cert, key) -> None:
-    import os
-
     from cryptography.hazmat.primitives import serialization
 
     pem_key = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    for path, data in ((made.key(who), pem_key), (made.cert(who), cert.public_bytes(serialization.Encoding.PEM))):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
+    write_private(made.key(who), pem_key)
+    write_private(made.cert(who), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """A file only its owner reads, from its first byte (not chmod after writing): the stack's
+    keys, passwords and credentials."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb" if isinstance(data, bytes) else "w") as file:
+        file.write(data)

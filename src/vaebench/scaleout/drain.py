@@ -104,13 +104,13 @@ def check_resources(client, wanted: dict[str, float]) -> None:
     )
 
 
-def preflight(client, options: Options) -> tuple[int, list[QueuedExperiment]]:
+def preflight(client, options: Options, dvc_remote: dict[str, str]) -> tuple[int, list[QueuedExperiment]]:
     """What is checked before anything is dequeued or sent: the workers, the queue, the DVC
     remote's copy of this commit's outputs, the resources asked for. (workers, queued entries)"""
     workers = check_workers(client)
     experiments = queued_experiments(options.repo)
     if experiments:
-        missing = missing_from_remote(options.repo)
+        missing = missing_from_remote(options.repo) if dvc_remote else []
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             say(
@@ -124,8 +124,6 @@ def preflight(client, options: Options) -> tuple[int, list[QueuedExperiment]]:
 def missing_from_remote(repo: Path) -> list[str]:
     """The outputs of this commit that the default DVC remote does not hold (`dvc status --cloud`):
     a worker pulls what is there, so the stages of the rest run again on every worker."""
-    if not default_dvc_remote(repo)[0]:
-        return []  # no DVC remote to compare with
     try:
         listed = json.loads(run_quiet(["dvc", "status", "--cloud", "--json"], repo) or "{}")
     except CommandFailed as exc:
@@ -310,10 +308,9 @@ def _collect_as_completed(client, futures: dict, collector: Collector) -> None:
         )
 
 
-def tasks(plan: Plan, options: Options) -> list[Task]:
+def tasks(plan: Plan, options: Options, dvc_remote: dict[str, str], withheld: list[str]) -> list[Task]:
     """What each worker is sent: the entry, the git remote's URL, the DVC remote without credentials."""
-    url = remote_url(options.git_remote, options.repo)
-    (dvc_remote, withheld), author = default_dvc_remote(options.repo), identity(options.repo)
+    url, author = remote_url(options.git_remote, options.repo), identity(options.repo)
     if withheld:
         say(f"DVC remote {dvc_remote['name']}: the workers use their own credentials; not sent: {', '.join(withheld)}")
     for e in plan.run:
@@ -367,7 +364,8 @@ def _drain(options: Options) -> int:
     check_git_remote(options.git_remote, options.repo)
     client = connect(options.address)
     try:
-        workers, experiments = preflight(client, options)
+        dvc_remote, withheld = default_dvc_remote(options.repo)
+        workers, experiments = preflight(client, options, dvc_remote)
         if not experiments:
             say("nothing queued: `dvc exp run --queue -S ...` first (`dvc queue status` lists the queue)")
             return 0
@@ -384,7 +382,7 @@ def _drain(options: Options) -> int:
         publish(plan.run, remote, options.repo)
         if plan.run:
             say(f"pushed {len(plan.run)} stash commits to {remote} in {time.monotonic() - start:.1f} s")
-        run_on_cluster(client, tasks(plan, options), options, collector)
+        run_on_cluster(client, tasks(plan, options, dvc_remote, withheld), options, collector)
     finally:
         client.close()
     say(f"{len(collector.collected)} collected, {len(collector.failed)} failed")
