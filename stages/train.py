@@ -1,5 +1,5 @@
 """Stage train@<arch>-<seed>: fit one architecture with one seed as one MLflow run; write
-models/vae/<arch>-<seed>/ and metrics/train/<arch>-<seed>.csv."""
+models/vae/<arch>-<seed>/, metrics/train/<arch>-<seed>.csv and metrics/val/<arch>-<seed>.json."""
 
 import _venv  # noqa: F401  # isort: skip  (first: one line if vaebench is not installed)
 

@@ -70,11 +70,12 @@ def test_outputs_of_dropped_seeds_are_found_and_nothing_else(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     for name in ("mlp-0", "mlp-2", "cnn-2"):
         (paths.VAES / name).mkdir(parents=True)
-    for folder, suffix in ((paths.TRAIN_CURVES, ".csv"), (paths.EVAL, ".json")):
+    for folder, suffix in ((paths.TRAIN_CURVES, ".csv"), (paths.VAL, ".json"), (paths.EVAL, ".json")):
         folder.mkdir(parents=True)
         for name in ("mlp-0", "mlp-2", "notes-x", "other-3"):
             (folder / f"{name}{suffix}").write_text("")
     stale = paths.stale_run_outputs(["mlp"], [0, 1], known_archs=["mlp", "cnn"])
     assert [str(p) for p in stale] == [
-        "models/vae/cnn-2", "models/vae/mlp-2", "metrics/train/mlp-2.csv", "metrics/eval/mlp-2.json"
+        "models/vae/cnn-2", "models/vae/mlp-2", "metrics/train/mlp-2.csv", "metrics/val/mlp-2.json",
+        "metrics/eval/mlp-2.json",
     ]  # fmt: skip

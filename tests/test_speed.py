@@ -124,13 +124,15 @@ def test_softplus_from_sigmoid_is_softplus_over_the_float_range() -> None:
     torch.testing.assert_close(forms.softplus(logits), F.softplus(logits), rtol=1e-6, atol=1e-7)
 
 
-def test_training_in_the_fast_forms_trains_the_spec_model_alike() -> None:
+def test_training_in_the_fast_forms_trains_the_spec_model_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     """One epoch with runtime.fast on and off from the same start: `fit` leaves the spec model (its
     class, its layout) trained in place, to the same loss. Not to the same weights: a conv bias before
     BatchNorm has a gradient of ~0 plus rounding, and Adam's normalised step turns rounding into a
     step of size lr, so the runs part after the first steps (the forms are equal as functions, above)."""
     params = load_params()
     train = params.train.model_copy(update={"epochs": 1, "batch_size": 32})
+    # one epoch on noise learns less than the constant model (training/fit.check_learnt): not what is tested
+    monkeypatch.setattr("vaebench.training.fit.constant_model_loss", lambda images, kind: float("inf"))
     torch.manual_seed(1)
     images = torch.rand(256, 1, 28, 28)
     trained = {}

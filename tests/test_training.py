@@ -115,3 +115,30 @@ def test_fit_follows_the_schedule_and_reports_each_epochs_rate() -> None:
     history = fit(model, blobs(64), blobs(32), recipe(epochs=5, schedule="burda"))
     expected = [LR * 10 ** (-stage / 7) for stage in (0, 1, 1, 1, 2)]
     assert [m.lr for m in history] == pytest.approx(expected)
+
+
+def test_constant_model_loss_is_784_ln2_under_bce_whatever_the_images() -> None:
+    import math
+
+    from vaebench.training.loss import constant_model_loss
+
+    assert constant_model_loss(blobs(8), "bce") == pytest.approx(784 * math.log(2), rel=1e-6)
+    assert constant_model_loss(torch.full((2, 1, 28, 28), 0.5), "mse") == 0.0
+
+
+def test_a_model_worse_than_the_constant_one_is_refused_naming_the_rate() -> None:
+    """A learning rate far too high that never yields a NaN: the model is not kept."""
+    from vaebench.training.fit import EpochMetrics, NotLearntError, check_learnt
+
+    last = EpochMetrics(20, 1e30, 1e30, 1.0, 2e33, 2e33, 1.0, lr=1e6, seconds=1.0)
+    expected = r"after epoch 20 is 2e\+33 nats .* worse than the 543\.4 .*train\.lr = 1e\+06"
+    with pytest.raises(NotLearntError, match=expected):
+        check_learnt(last, 543.4, recipe(lr=1e6))
+    check_learnt(EpochMetrics(20, 90, 80, 10, 100, 90, 10, lr=1e-3, seconds=1.0), 543.4, recipe())
+
+
+def test_fit_checks_the_last_epoch_against_the_constant_model() -> None:
+    from vaebench.training.fit import NotLearntError
+
+    with pytest.raises((NotLearntError, NonFiniteLossError)):
+        fit(build_model("mlp", hidden=16, latent=2), blobs(64), blobs(32), recipe(epochs=1, lr=1e6))

@@ -1,7 +1,7 @@
 """The `vaebench` command: `generate` new digits from a trained model, `study` a sweep of
 experiments, `protocol` the literature's likelihood protocol as an experiment, `queue` DVC's
-experiment queue drained onto a Dask cluster, `ui` the MLflow UI on this repository's store, `team`
-the team stack on loopback."""
+experiment queue drained onto a Dask cluster, `tune` Optuna through that queue, `ui` the MLflow UI
+on this repository's store, `team` the team stack on loopback."""
 
 from __future__ import annotations
 
@@ -165,6 +165,42 @@ def queue(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     run_stage(act)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least 1")
+    return value
+
+
+def tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    import os
+    import sys
+
+    from vaebench.core.stage import run_stage
+
+    if args.retrain == bool(args.arch):
+        parser.error("--arch ARCH runs trials of one architecture; --retrain (without --arch) retrains the best ones")
+    address = args.dask or (os.environ.get("DASK_SCHEDULER_ADDRESS") if args.dask is None else None)
+
+    def act() -> None:
+        from vaebench.scaleout.drain import repository_root
+        from vaebench.tuning.space import parse_overrides
+        from vaebench.tuning.tune import Options, retrain
+        from vaebench.tuning.tune import tune as run_trials
+
+        options = Options(
+            args.name, args.arch, args.trials, args.sampler, args.seed, args.parallel, parse_overrides(args.set),
+            address, args.git_remote, repository_root(),
+        )  # fmt: skip
+        try:
+            retrain(options) if args.retrain else run_trials(options)
+        except KeyboardInterrupt:
+            print("interrupted: the journal keeps every trial; run the same command again to go on", file=sys.stderr)
+            sys.exit(130)
+
+    run_stage(act)
+
+
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from vaebench.core.stage import run_stage
     from vaebench.ops import team
@@ -220,6 +256,22 @@ def main(argv: list[str] | None = None) -> None:
         help="what each experiment needs of a worker's --resources, e.g. GPU=1",
     )  # fmt: skip
     q.set_defaults(handler=queue)
+    n = commands.add_parser(
+        "tune", help="Optuna through DVC's experiment queue: N trials of one architecture, or --retrain the best"
+    )
+    n.add_argument("name", help="the study: its trials are the experiments NAME-<arch>-<NNN>")
+    n.add_argument("--arch", help="the architecture to tune (a section under model:)")
+    n.add_argument("--trials", type=_positive, default=12, help="the study's trials of that architecture in all")
+    n.add_argument("--sampler", choices=["random", "tpe"], default="random",
+                   help="random: i.i.d. trials (expected-best curves); tpe: learns from each finished one")  # fmt: skip
+    n.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    n.add_argument("--parallel", type=int, default=0, help="trials in flight (default: one per Dask worker, or 1)")
+    n.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="a param every trial gets")
+    n.add_argument("--retrain", action="store_true", help="retrain each best recipe with compare.seeds; test it")
+    n.add_argument("--dask", metavar="ADDRESS",
+                   help="the Dask cluster (default: $DASK_SCHEDULER_ADDRESS; '' for DVC's queue here)")  # fmt: skip
+    n.add_argument("--git-remote", default="origin", help="with --dask: the git remote the workers clone and push to")
+    n.set_defaults(handler=tune)
     u = commands.add_parser(
         "ui", help="the MLflow UI of the store the stages write to (MLFLOW_TRACKING_URI or mlflow.db)"
     )

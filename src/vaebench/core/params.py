@@ -141,6 +141,9 @@ class Params(Section):
     evaluate: EvaluateParams
     judge: JudgeParams
     mlflow: MlflowParams
+    # `vaebench tune`'s search space, checked by it (vaebench.tuning.space) against this schema; no
+    # stage tracks it, and a file without it has nothing to tune
+    tune: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _binarized_needs_bce(self) -> Params:
@@ -251,7 +254,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def flat_params(params: Params, arch: str, seed: int) -> dict[str, Any]:
     """Params for MLflow, flat; the run's own model section becomes `model.*` so all runs align."""
-    dumped = params.model_dump(mode="json", exclude={"compare"})
+    dumped = params.model_dump(mode="json", exclude={"compare", "tune"})
     dumped["model"] = dumped["model"][arch]
     flat: dict[str, Any] = {"arch": arch, "seed": seed}
 

@@ -11,6 +11,7 @@ PROCESSED = Path("data/processed")
 JUDGE = Path("models/judge")
 VAES = Path("models/vae")
 TRAIN_CURVES = Path("metrics/train")
+VAL = Path("metrics/val")  # the kept model's validation figures, what `vaebench tune` optimises
 EVAL = Path("metrics/eval")
 JUDGE_METRICS = Path("metrics/judge.json")
 DATA_SUMMARY = Path("reports/data.json")
@@ -21,6 +22,7 @@ FIGURES = Path("reports/figures")
 LOSS_CURVES = FIGURES / "loss_curves.png"
 ARCH_FIGURES = ("reconstructions", "samples", "progress", "latent_map", "interpolations", "manifold")
 STUDY = Path("reports/study")
+TUNE = Path("reports/tune")  # one folder per tuning study
 
 
 def run_name(arch: str, seed: int) -> str:
@@ -36,6 +38,10 @@ def train_curve(arch: str, seed: int) -> Path:
     return TRAIN_CURVES / f"{run_name(arch, seed)}.csv"
 
 
+def val_metrics(arch: str, seed: int) -> Path:
+    return VAL / f"{run_name(arch, seed)}.json"
+
+
 def eval_metrics(arch: str, seed: int) -> Path:
     return EVAL / f"{run_name(arch, seed)}.json"
 
@@ -48,11 +54,12 @@ def arch_figure(arch: str, kind: str, folder: Path = FIGURES) -> Path:
 
 def stale_run_outputs(archs: list[str], seeds: list[int], known_archs: list[str]) -> list[Path]:
     """Outputs of train@/evaluate@ stages that compare.archs x compare.seeds no longer has
-    (models/vae/mlp-2, metrics/train/mlp-2.csv, metrics/eval/mlp-2.json after seeds shrink): the
+    (models/vae/mlp-2, metrics/train/mlp-2.csv, metrics/val/mlp-2.json, metrics/eval/mlp-2.json after
+    seeds shrink): the
     render and report stages read these folders whole, so the files must go."""
     current = {run_name(arch, seed) for arch in archs for seed in seeds}
     stale = []
-    for folder in (VAES, TRAIN_CURVES, EVAL):
+    for folder in (VAES, TRAIN_CURVES, VAL, EVAL):
         for path in sorted(folder.glob("*-*")) if folder.is_dir() else []:
             arch, _, seed = (path.name if path.is_dir() else path.stem).rpartition("-")
             if arch in known_archs and seed.isdigit() and run_name(arch, int(seed)) not in current:

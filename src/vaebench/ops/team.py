@@ -369,14 +369,16 @@ DASK_WORKERS = 2
 def start_dask(stack: Stack) -> None:
     """`dask scheduler` and DASK_WORKERS `dask worker`s (each under a nanny that restarts it if it
     dies), with the worker environment; returns once every worker has joined. Starts only what is
-    down: workers exit when their scheduler goes, and come back with it. They share this machine's
+    down: workers exit when their scheduler goes, and come back with it. The scheduler hands a worker
+    thread one task at a time (worker-saturation 1.0; Dask's default 1.1 queues a second experiment,
+    an hour-long task, behind a busy thread while another worker idles). They share this machine's
     cores, so each experiment's torch gets its share (OMP_NUM_THREADS)."""
     dask = str(Path(sys.executable).parent / "dask")
     tls = make_certificates(stack.certificates.folder).cli_args()
     if not _listening(stack.dask_port):
         log = stack.root / "dask-scheduler.log"
         scheduler = [dask, "scheduler", "--protocol", "tls", "--host", HOST, "--port", str(stack.dask_port), *tls]
-        process = _start([*scheduler, "--no-dashboard"], log)
+        process = _start([*scheduler, "--no-dashboard"], log, {"DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"})
         stack.pids["dask-scheduler"] = process.pid
         _wait_until(lambda: _listening(stack.dask_port), "the Dask scheduler", log, process)
     for n in range(1, DASK_WORKERS + 1):

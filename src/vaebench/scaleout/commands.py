@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from vaebench.core.errors import StageError
@@ -132,3 +133,25 @@ def run_quiet(command: list[str], cwd: Path, retry_locked_s: float = 0) -> str:
             time.sleep(2)
             continue
         raise CommandFailed(" ".join(command[:3]), telling_line(result.stderr + result.stdout))
+
+
+@contextmanager
+def only_one(lock: Path, who: str, refusal: str) -> Iterator[None]:
+    """Run the block only if no other process holds `lock`; else StageError(`refusal`, with {holder}
+    naming who holds it). The lock is the kernel's (flock), so it goes with its process however that
+    ends; a file beside it names the holder."""
+    from filelock import FileLock, Timeout
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    owner, held = lock.with_suffix(".owner"), FileLock(lock, timeout=0)
+    try:
+        held.acquire()
+    except Timeout:
+        holder = owner.read_text().strip() if owner.exists() else "another process"
+        raise StageError(refusal.format(holder=holder)) from None
+    try:
+        owner.write_text(f"{who} (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})\n")
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        held.release()

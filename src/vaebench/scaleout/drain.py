@@ -18,12 +18,11 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaebench.core.errors import StageError, first_line
-from vaebench.scaleout.commands import CommandFailed, redact, run_quiet
+from vaebench.scaleout.commands import CommandFailed, only_one, redact, run_quiet
 from vaebench.scaleout.queue import (
     DONE_REFS,
     QUEUED_REFS,
@@ -31,6 +30,7 @@ from vaebench.scaleout.queue import (
     Task,
     default_dvc_remote,
     queued_experiments,
+    queued_targets,
 )
 from vaebench.scaleout.worker import TOPIC, Outcome, run_queued, worker_problems
 
@@ -84,7 +84,7 @@ def connect(address: str):
     except (OSError, TimeoutError, ValueError) as exc:
         raise StageError(f"no Dask scheduler answers at {address}: {first_line(exc)}; nothing was dequeued") from None
     # The client's own log would print a traceback per failed reconnection when the scheduler goes
-    # away; the drain says that in one line (`_collect_as_completed`).
+    # away; the drain says that in one line (`Drain._settle`).
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return Client(address, security=security, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
 
@@ -231,7 +231,7 @@ class Collector:
         self.collected.append(stash)
         return time.monotonic() - start
 
-    def fail(self, stash: str, error: str, log: str = "") -> None:
+    def fail(self, stash: str, error: str, log: str = "") -> str:
         e = self.experiments[stash]
         where = ""
         if log:
@@ -243,6 +243,7 @@ class Collector:
             where = f"; log: {path}"
         self.failed[stash] = error
         say(f"{e.label}  FAILED: {error}{where}")
+        return error
 
 
 def describe(outcome: Outcome, collect_s: float) -> str:
@@ -253,69 +254,126 @@ def describe(outcome: Outcome, collect_s: float) -> str:
     return f"done on {outcome.worker}: experiment {s.get('run', 0):.0f} s, overhead {overhead:.1f} s ({steps}); {ran}"
 
 
-def run_on_cluster(client, tasks: list[Task], options: Options, collector: Collector) -> None:
-    def progress(event: tuple[float, dict]) -> None:
+class Drain:
+    """A drain that takes entries while it runs. `vaebench queue` submits the whole queue once and
+    waits for it; `vaebench tune` submits a few trials, and one more as each comes back. Opened
+    (the checks, the connection) as a context; `results()` yields (stash, error or None) as each
+    entry is collected or fails, including entries that an earlier drain had already run."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.futures: dict = {}  # Dask future -> stash
+        self.ready: list[tuple[str, str | None]] = []  # settled without running: refused, or collected
+        self.session = f"{time.time_ns():x}"
+
+    def __enter__(self) -> Drain:
+        options = self.options
+        check_git_remote(options.git_remote, options.repo)
+        self.client = connect(options.address)
+        try:
+            self.dvc_remote, self.withheld = default_dvc_remote(options.repo)
+            self.workers, self.queued = preflight(self.client, options, self.dvc_remote)
+            self.collector = Collector(options, {e.stash: e for e in self.queued})
+            self.url, self.author = remote_url(options.git_remote, options.repo), identity(options.repo)
+            self.client.subscribe_topic(TOPIC, self._progress)
+            from distributed import as_completed
+
+            self.completed = as_completed([], loop=self.client.loop)
+        except BaseException:
+            self.client.close()
+            raise
+        if self.withheld:
+            say(f"DVC remote {self.dvc_remote['name']}: the workers use their own credentials;"
+                f" not sent: {', '.join(self.withheld)}")  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:  # Ctrl-C or an error here: what still runs is cancelled, not left to the client's departure
+            unfinished = [f for f in self.futures if not f.done()]
+            if unfinished:
+                self.client.cancel(unfinished, force=True)
+        finally:
+            self.client.close()
+
+    def _progress(self, event: tuple[float, dict]) -> None:
         message = event[1]
-        e = collector.experiments.get(message.get("stash", ""))
+        e = self.collector.experiments.get(message.get("stash", ""))
         if e and message.get("state") in {"started", "running", "pushing"}:
             say(f"{e.label}  {message['state']} on {message['on']}")
 
-    client.subscribe_topic(TOPIC, progress)
-    session = f"{time.time_ns():x}"
-    futures = {
-        client.submit(
-            run_queued, t, key=f"exp-{t.experiment.name}-{t.experiment.stash[:7]}-{session}", pure=False,
-            resources=options.resources or None,
-        ): t.experiment.stash
-        for t in tasks
-    }  # fmt: skip
-    try:
-        _collect_as_completed(client, futures, collector)
-    finally:  # Ctrl-C or an error here: what still runs is cancelled, not left to the client's departure
-        unfinished = [f for f in futures if not f.done()]
-        if unfinished:
-            client.cancel(unfinished, force=True)
+    def refresh(self) -> list[QueuedExperiment]:
+        """The queue as it is now (entries queued since the drain opened included)."""
+        self.queued = queued_experiments(self.options.repo)
+        self.collector.experiments.update({e.stash: e for e in self.queued})
+        return self.queued
 
+    def submit(self, experiments: list[QueuedExperiment], announce: bool = True) -> None:
+        """Plan `experiments` (run, collect what an earlier drain's worker pushed, or refuse), push
+        their stash commits and send one task each."""
+        options, remote = self.options, self.options.git_remote
+        self.collector.experiments.update({e.stash: e for e in experiments})
+        plan = make_plan(experiments, remote_refs(remote, options.repo, DONE_REFS), options.repo)
+        if announce:
+            say(f"{len(experiments)} queued; {len(plan.run)} to run on {self.workers} workers at {options.address}")
+        for stash, why in plan.refused.items():
+            self.collector.fail(stash, why)
+            self.ready.append((stash, why))
+        for stash, commit in plan.collect.items():
+            self.collector.collect(stash, commit)
+            say(f"{self.collector.experiments[stash].label}  pushed by an earlier drain; collected")
+            self.ready.append((stash, None))
+        if not plan.run:
+            return
+        start = time.monotonic()
+        publish(plan.run, remote, options.repo)
+        say(f"pushed {len(plan.run)} stash commits to {remote} in {time.monotonic() - start:.1f} s")
+        for task in tasks(plan.run, self):
+            key = f"exp-{task.experiment.name}-{task.experiment.stash[:7]}-{self.session}"
+            future = self.client.submit(run_queued, task, key=key, pure=False, resources=options.resources or None)
+            self.futures[future] = task.experiment.stash
+            self.completed.add(future)
 
-def _collect_as_completed(client, futures: dict, collector: Collector) -> None:
-    from distributed import as_completed
-    from distributed.client import FutureCancelledError
+    def results(self) -> Iterator[tuple[str, str | None]]:
+        """(stash, None) for each entry collected, (stash, error) for each that failed, as they end."""
+        while self.ready or self.futures:
+            if self.ready:
+                yield self.ready.pop(0)
+                continue
+            future = next(self.completed)
+            stash = self.futures.pop(future)
+            yield stash, self._settle(future, stash)
 
-    for future in as_completed(futures, loop=client.loop):
-        stash = futures[future]
+    def _settle(self, future, stash: str) -> str | None:
+        from distributed.client import FutureCancelledError
+
+        collector = self.collector
         try:
             outcome: Outcome = future.result()
         except FutureCancelledError:  # nothing here cancels a task before Ctrl-C: the scheduler went away
             raise StageError(
-                f"the Dask scheduler at {collector.options.address} went away: {len(collector.collected)} collected;"
+                f"the Dask scheduler at {self.options.address} went away: {len(collector.collected)} collected;"
                 " the rest stay queued. Start it again (`vaebench team up` starts what is down), then run this again"
             ) from None
         except Exception as exc:  # KilledWorker after allowed-failures deaths, or a bug in the task
-            collector.fail(stash, f"{type(exc).__name__}: {first_line(exc)}")
-            continue
+            return collector.fail(stash, f"{type(exc).__name__}: {first_line(exc)}")
         if outcome.error:
-            collector.fail(stash, outcome.error, outcome.log)
-            continue
+            return collector.fail(stash, outcome.error, outcome.log)
         try:
             seconds = collector.collect(stash, outcome.commit)
         except CommandFailed as exc:
-            collector.fail(stash, f"collecting: {exc}")
-            continue
-        label = collector.experiments[stash].label
-        say(
-            f"{label}  "
-            + ("pushed by an earlier attempt; collected" if outcome.earlier else describe(outcome, seconds))
-        )
+            return collector.fail(stash, f"collecting: {exc}")
+        done = "pushed by an earlier attempt; collected" if outcome.earlier else describe(outcome, seconds)
+        say(f"{collector.experiments[stash].label}  {done}")
+        return None
 
 
-def tasks(plan: Plan, options: Options, dvc_remote: dict[str, str], withheld: list[str]) -> list[Task]:
-    """What each worker is sent: the entry, the git remote's URL, the DVC remote without credentials."""
-    url, author = remote_url(options.git_remote, options.repo), identity(options.repo)
-    if withheld:
-        say(f"DVC remote {dvc_remote['name']}: the workers use their own credentials; not sent: {', '.join(withheld)}")
-    for e in plan.run:
+def tasks(experiments: list[QueuedExperiment], drain: Drain) -> list[Task]:
+    """What each worker is sent: the entry, its stages, the git remote's URL, the DVC remote without
+    credentials (`default_dvc_remote`)."""
+    for e in experiments:
         say(f"{e.label}  queued")
-    return [Task(e, url, dvc_remote, author) for e in plan.run]
+    repo = drain.options.repo
+    return [Task(e, drain.url, drain.dvc_remote, drain.author, queued_targets(repo, e.stash)) for e in experiments]
 
 
 def repository_root(start: Path = Path(".")) -> Path:
@@ -330,64 +388,28 @@ def repository_root(start: Path = Path(".")) -> Path:
         raise StageError(f"{start.resolve()} is not inside a DVC repository: run `vaebench queue` in one") from None
 
 
-@contextmanager
-def only_drain(repo: Path) -> Iterator[None]:
+def only_drain(repo: Path):
     """One drain at a time per repository: two would each run the other's entries (DVC's queue
-    has no claim on an entry) and report the other's results as failures. The lock is the kernel's
-    (flock), so it goes with its process however that ends; the owner file names who holds it."""
-    from filelock import FileLock, Timeout
-
-    folder = repo / LOGS
-    folder.mkdir(parents=True, exist_ok=True)
-    owner = folder / "drain.owner"
-    lock = FileLock(folder / "drain.lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        holder = owner.read_text().strip() if owner.exists() else "another process"
-        raise StageError(f"this repository's queue is already being drained by {holder}; nothing dequeued") from None
-    try:
-        owner.write_text(f"`vaebench queue` (pid {os.getpid()}, since {time.strftime('%H:%M:%S')})\n")
-        yield
-    finally:
-        owner.unlink(missing_ok=True)
-        lock.release()
+    has no claim on an entry) and report the other's results as failures."""
+    return only_one(
+        repo / LOGS / "drain.lock",
+        "`vaebench queue`",
+        "this repository's queue is already being drained by {holder}; nothing dequeued",
+    )
 
 
 def drain(options: Options) -> int:
     """Run every queued experiment on the cluster; the exit status (1 when any failed)."""
-    with only_drain(options.repo):
-        return _drain(options)
-
-
-def _drain(options: Options) -> int:
-    check_git_remote(options.git_remote, options.repo)
-    client = connect(options.address)
-    try:
-        dvc_remote, withheld = default_dvc_remote(options.repo)
-        workers, experiments = preflight(client, options, dvc_remote)
-        if not experiments:
+    with only_drain(options.repo), Drain(options) as running:
+        if not running.queued:
             say("nothing queued: `dvc exp run --queue -S ...` first (`dvc queue status` lists the queue)")
             return 0
-        remote = options.git_remote
-        plan = make_plan(experiments, remote_refs(remote, options.repo, DONE_REFS), options.repo)
-        collector = Collector(options, {e.stash: e for e in experiments})
-        say(f"{len(experiments)} queued; {len(plan.run)} to run on {workers} workers at {options.address}")
-        for stash, why in plan.refused.items():
-            collector.fail(stash, why)
-        for stash, commit in plan.collect.items():
-            collector.collect(stash, commit)
-            say(f"{collector.experiments[stash].label}  pushed by an earlier drain; collected")
-        start = time.monotonic()
-        publish(plan.run, remote, options.repo)
-        if plan.run:
-            say(f"pushed {len(plan.run)} stash commits to {remote} in {time.monotonic() - start:.1f} s")
-        run_on_cluster(client, tasks(plan, options, dvc_remote, withheld), options, collector)
-    finally:
-        client.close()
-    say(f"{len(collector.collected)} collected, {len(collector.failed)} failed")
-    if collector.failed:
-        names = ", ".join(collector.experiments[s].label for s in collector.failed)
+        running.submit(running.queued)
+        failed = [stash for stash, error in running.results() if error]
+        collector = running.collector
+    say(f"{len(collector.collected)} collected, {len(failed)} failed")
+    if failed:
+        names = ", ".join(collector.experiments[s].label for s in failed)
         say(f"failed: {names}; their entries stay queued: fix, then run this again")
         return 1
     return 0

@@ -44,6 +44,20 @@ class Task:
     git_remote: str  # the URL the workers clone
     dvc_remote: dict[str, str] = field(default_factory=dict)  # the default DVC remote: name, url, options
     identity: tuple[str, str] = ("vaebench", "vaebench@localhost")  # the experiment commit's author
+    targets: tuple[str, ...] = ()  # the stages `dvc exp run --queue` named, if any (a tuning trial: train only)
+
+
+def queued_targets(repo: Path, stash: str) -> tuple[str, ...]:
+    """The stages an entry was queued with (`dvc exp run --queue train@mlp-3`): DVC keeps its run
+    arguments in the stash commit's .dvc/tmp/repro.dat, which its own queue worker unpickles too."""
+    import pickle
+    import subprocess
+
+    shown = subprocess.run(["git", "show", f"{stash}:.dvc/tmp/repro.dat"], cwd=repo, capture_output=True)
+    if shown.returncode != 0:
+        return ()
+    targets = pickle.loads(shown.stdout).get("kwargs", {}).get("targets")  # DVC's own file, from this repository
+    return (targets,) if isinstance(targets, str) else tuple(targets or ())
 
 
 def queued_experiments(repo: Path) -> list[QueuedExperiment]:

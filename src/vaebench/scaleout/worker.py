@@ -3,8 +3,8 @@
 In a scratch folder of the worker (Dask deletes a dead worker's): clone the git remote, fetch the
 stash commit, `git checkout --detach <stash>` then `git reset <baseline>` (the queued workspace,
 HEAD on its baseline), `dvc pull` the baseline's outputs so only what the experiment changed runs,
-`dvc exp run -n NAME`, `dvc exp push --force`, then check the pushed ref on the remote (DVC's exit
-code says 0 when nothing was pushed) and mark the entry done under refs/vaebench/done/.
+`dvc exp run -n NAME [the stages it was queued with]`, `dvc exp push --force`, then check the pushed
+ref on the remote (DVC's exit code says 0 when nothing was pushed) and mark the entry done under refs/vaebench/done/.
 
 An attempt first looks for that marker: when Dask restarts a task whose worker died after pushing,
 the experiment is not run twice. Failures come back as an Outcome with the attempt's log, not as
@@ -110,7 +110,7 @@ class _Attempt:
         )
         self.step("pull", *remote_commands(task.dvc_remote), ["dvc", "pull", "--allow-missing", "--quiet"])
         self.report("running")
-        output = self.step("run", ["dvc", "exp", "run", "--name", e.name])
+        output = self.step("run", ["dvc", "exp", "run", "--name", e.name, *task.targets])
         self.outcome.stages = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
         commit = run_quiet(["git", "rev-parse", e.exp_ref], self.root).strip()
         self.report("pushing")

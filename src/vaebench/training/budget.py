@@ -51,6 +51,13 @@ def fastest_flops(device: torch.device) -> float:
     return (os.cpu_count() or 1) * CPU_CORE_FLOPS if device.type == "cpu" else ACCELERATOR_FLOPS
 
 
+def least_training_seconds(params: Params, arch: str, device: torch.device, n: int | None = None) -> float:
+    """The lower bound on one training run's time (see the module's docstring); `n` parameters if counted."""
+    images = params.data.subset or MNIST_TRAIN_IMAGES - params.data.val_size
+    n = parameters(params, arch) if n is None else n
+    return FLOPS_PER_PARAMETER_IMAGE * n * images * params.train.epochs / fastest_flops(device)
+
+
 def check_budget(params: Params, device: torch.device, memory: int | None = None) -> None:
     """StageError naming the key and the estimate when a compared model cannot fit in this machine's
     memory or its training could not end within a year on the fastest hardware."""
@@ -65,7 +72,7 @@ def check_budget(params: Params, device: torch.device, memory: int | None = None
                 f" this machine has {_gib(memory)}"
             )
         flops = fastest_flops(device)
-        seconds = FLOPS_PER_PARAMETER_IMAGE * n * images * params.train.epochs / flops
+        seconds = least_training_seconds(params, arch, device, n)
         if seconds > YEAR_S:
             raise StageError(
                 f"train.epochs = {params.train.epochs}: training {arch} ({n:,} parameters, {images:,} images an"

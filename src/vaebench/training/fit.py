@@ -21,7 +21,7 @@ from vaebench.core.errors import StageError
 from vaebench.core.params import Recipe, Schedule
 from vaebench.models.base import VAE
 from vaebench.speed import forms
-from vaebench.training.loss import Recon, Softplus, vae_loss
+from vaebench.training.loss import Recon, Softplus, constant_model_loss, vae_loss
 
 CHECK_EVERY = 50  # steps between finiteness checks: one device sync each, at most 50 steps late
 FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})  # where torch.optim.Adam(fused=True) has a kernel
@@ -29,6 +29,11 @@ FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})  # where torch.optim.Adam(fused=
 
 class NonFiniteLossError(StageError):
     """The loss became NaN or Inf; training stops at once rather than writing a broken model."""
+
+
+class NotLearntError(StageError):
+    """Training ended with a validation loss worse than a model that learnt nothing: diverged
+    without a NaN (a learning rate far too high), so the model is not written."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,18 @@ def fit(
         )
         on_epoch(trained, metrics)
         stop.check()
+    check_learnt(history[-1], constant_model_loss(val_images, recipe.loss.recon), recipe)
     if trained is not model:
         model.load_state_dict(forms.specify(trained).state_dict())
     return history
+
+
+def check_learnt(last: EpochMetrics, constant: float, recipe: Recipe) -> None:
+    """NotLearntError where the last epoch's validation loss (the trained objective, recon + β KL)
+    is worse than the constant model's, whose KL is 0 (`constant_model_loss`)."""
+    if last.val_loss > constant:
+        raise NotLearntError(
+            f"diverged: the validation loss after epoch {last.epoch} is {last.val_loss:.4g} nats per image, worse"
+            f" than the {constant:.1f} of a model that says 0.5 for every pixel; nothing is written"
+            f" (train.lr = {recipe.train.lr:g}: try a lower one)"
+        )

@@ -1,6 +1,6 @@
 """One training run of the pipeline (stage train@<arch>-<seed>): the data, the model, the MLflow run,
 the fit, and the files it leaves: models/vae/<arch>-<seed>/ (config.json, weights.pt, snapshots.pt,
-run.json) and metrics/train/<arch>-<seed>.csv, each written atomically."""
+run.json), metrics/train/<arch>-<seed>.csv and metrics/val/<arch>-<seed>.json, each written atomically."""
 
 from __future__ import annotations
 
@@ -42,6 +42,19 @@ class Snapshots:
         return {"epochs": torch.tensor(self.epochs), "images": self.images.cpu(), "recons": torch.stack(self.recons)}
 
 
+def validation_figures(last: EpochMetrics, seconds: float) -> dict[str, float]:
+    """The kept (last epoch's) model on the validation split, per image, for `dvc exp show`: −ELBO at
+    β = 1 whatever loss.kl_weight trained it (what `vaebench tune` minimises: never a test figure),
+    its two terms, and the training time. The names are the test metrics' (metrics/eval/)."""
+    return {
+        "neg_elbo": round(last.val_recon + last.val_kl, 5),
+        "recon": round(last.val_recon, 5),
+        "kl": round(last.val_kl, 5),
+        "epochs": last.epoch,
+        "train_seconds": round(seconds, 2),
+    }
+
+
 def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -> None:
     """Fit `arch` with `seed` as one MLflow run; write its model folder and loss curve only when it succeeds."""
     train_images, _ = load_split(paths.PROCESSED, "train", device)
@@ -58,6 +71,7 @@ def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -
     with (
         atomic_path(paths.model_dir(arch, seed)) as model_dir,
         atomic_path(paths.train_curve(arch, seed)) as curve,
+        atomic_path(paths.val_metrics(arch, seed)) as val,
         tracked_run(run_name=name, tags=provenance_tags(f"train@{name}", arch=arch, seed=str(seed))) as run,
     ):
         mlflow.log_params(
@@ -78,5 +92,6 @@ def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -
         torch.save(snapshots.as_dict(), model_dir / "snapshots.pt")
         write_json(model_dir / "run.json", {"run_id": run.info.run_id, "train_seconds": round(seconds, 2)})
         pd.DataFrame([m.as_dict() for m in history]).to_csv(curve, index=False, float_format="%.5f")
+        write_json(val, validation_figures(history[-1], seconds))
         log_torch_model(model, snapshots.images[:2])
     print(f"{name}: {params.train.epochs} epochs in {seconds:.1f}s on {device}; MLflow run {run.info.run_id}")
