@@ -19,7 +19,9 @@ SEEDS = (0, 1)
 TINY = {
     "compare": {"seeds": list(SEEDS)},
     "data": {"subset": 600, "val_size": 500},
-    "train": {"epochs": EPOCHS, "batch_size": 64},
+    # lr 0.01: two epochs of 600 images beat the constant model (training/fit.check_learnt) at every
+    # seed; at 0.001 the CNN's seed 1 ended at 566 nats, above its 543
+    "train": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.01},
     "evaluate": {"iwae_k": 2, "test_subset": 500, "n_samples": 500},
     "judge": {"epochs": 1},  # it trains on all of data/raw: 3 epochs were half of a tiny pipeline's time
 }

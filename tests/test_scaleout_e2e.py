@@ -291,3 +291,37 @@ def _training_under_way(stack, name: str, after: str) -> str:
     running = [r.info.run_id for r in trainings(stack, name, "RUNNING")]
     logged = [i for i in running if i != after and len(client.get_metric_history(i, "val_loss")) >= 2]
     return logged[0] if logged else ""
+
+
+def test_tune_keeps_both_workers_busy_and_retrains_the_best_on_the_cluster(stack, user: Path) -> None:
+    """`vaebench tune --sampler tpe` on the two workers: two trials in flight from the start, one on
+    each worker (the scheduler hands a thread one task), the third asked once the first is told;
+    each trial an experiment collected here with its training run tagged with the study on the
+    team's server; then `--retrain` runs the best recipe's whole pipeline on a worker."""
+    from e2e import set_params
+
+    set_params(user, {"tune": {"train.lr": {"low": 0.001, "high": 0.003, "log": True}}})
+    command = ["vaebench", "tune", "d", "--arch", "mlp", "--trials", "3", "--sampler", "tpe"]
+    result = subprocess.run(command, cwd=user, env=tool_env(**stack.client_env()), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    before_first_done = output.split("done on")[0]
+    assert "started on worker-1" in before_first_done and "started on worker-2" in before_first_done, output
+    lines = output.splitlines()
+    third = next(i for i, line in enumerate(lines) if "d-mlp-002  queued" in line)
+    assert any("d-mlp-00" in line and "validation −ELBO" in line for line in lines[:third]), output
+    names = [f"d-mlp-{n:03d}" for n in range(3)]
+    assert set(names) <= set(experiments(user)) and queued_names(user) == []
+    for name in names:
+        (training,) = trainings(stack, name, "FINISHED")
+        assert training.data.tags["vaebench.tune.study"] == "d", training.data.tags
+
+    retrained = subprocess.run(
+        ["vaebench", "tune", "d", "--retrain"], cwd=user, env=tool_env(**stack.client_env()), capture_output=True,
+        text=True,
+    )  # fmt: skip
+    output = retrained.stdout + retrained.stderr
+    assert retrained.returncode == 0, output
+    commit = experiments(user)["d-mlp-best-0"]["revs"][0]["rev"]
+    assert json.loads(run(user, "git", "show", f"{commit}:metrics/eval/mlp-0.json"))["nll_iwae"] > 0
+    assert "Best recipes against params.yaml" in (user / "reports/tune/d/tune.md").read_text()

@@ -6,7 +6,7 @@
   deviation band (`tuning.expected`);
 - <arch>_history.png, <arch>_importances.png: Optuna's own plots;
 - retrained.csv and the verdicts: each best recipe retrained with the comparison's seeds
-  (`NAME-<arch>-best`) and evaluated on the test set, compared by the report stage's own code;
+  (`NAME-<arch>-best-<seed>`) and evaluated on the test set, compared by the report stage's own code;
 - tune.md, which shows them all; logged as the MLflow run `tune <NAME>`.
 """
 
@@ -106,23 +106,19 @@ def save_optuna_plots(study, arch: str, folder: Path) -> list[str]:
     return saved
 
 
-def retrained(repo: Path, name: str, archs: list[str]) -> tuple[pd.DataFrame | None, dict[str, dict]]:
+def retrained(repo: Path, name: str, archs: list[str]) -> pd.DataFrame | None:
     """The comparison of the retrained best recipes (the report stage's aggregate: means, intervals,
-    Welch's verdicts), and each one's params as its experiment ran them; None before `--retrain`."""
+    Welch's verdicts) over params.yaml's compare.seeds; None until every seed of two architectures is in."""
     from vaebench.comparison.aggregate import aggregate
 
-    per_seed, recipes = {}, {}
+    seeds = yaml.safe_load((repo / paths.PARAMS).read_text())["compare"]["seeds"]
+    per_seed = {}
     for arch in archs:
-        commit = trials.exp_commit(repo, f"{name}-{arch}-best")
-        if not commit:
-            continue
-        params = yaml.safe_load(trials.committed_text(repo, commit, paths.PARAMS) or "{}")
-        seeds = params["compare"]["seeds"]
-        per_seed[arch] = {s: trials.committed_json(repo, commit, paths.eval_metrics(arch, s)) for s in seeds}
-        recipes[arch] = {**params["train"], **{f"model.{k}": v for k, v in params["model"][arch].items()}}
-    if len(per_seed) < 2 or any(v is None for by_seed in per_seed.values() for v in by_seed.values()):
-        return None, recipes
-    return aggregate(per_seed), recipes
+        commits = {seed: trials.exp_commit(repo, trials.best_name(name, arch, seed)) for seed in seeds}
+        found = {s: trials.committed_json(repo, c, paths.eval_metrics(arch, s)) for s, c in commits.items() if c}
+        if len(found) == len(seeds) and all(found.values()):
+            per_seed[arch] = found
+    return aggregate(per_seed) if len(per_seed) >= 2 else None
 
 
 def best_recipes(studies: dict[str, Any], defaults: dict[str, Any]) -> pd.DataFrame:
@@ -137,7 +133,8 @@ def best_recipes(studies: dict[str, Any], defaults: dict[str, Any]) -> pd.DataFr
             node = defaults
             for part in key.split("."):
                 node = node[part]
-            rows.append({"arch": arch, "param": key, "default": node, "best": value, "best trial": best.number})
+            shown = float(f"{value:.4g}") if isinstance(value, float) else value
+            rows.append({"arch": arch, "param": key, "default": node, "best": shown, "best trial": best.number})
     return pd.DataFrame(rows)
 
 
@@ -185,7 +182,7 @@ def write_report(name: str, repo: Path = Path("."), log_to_mlflow: bool = True) 
     table = pd.concat([trials_table(repo, arch, s) for arch, s in found.items()], ignore_index=True)
     defaults = yaml.safe_load((repo / paths.PARAMS).read_text())
     recipes = best_recipes(found, defaults)
-    verdicts, _ = retrained(repo, name, list(found))
+    verdicts = retrained(repo, name, list(found))
     out = repo / paths.TUNE / name
     with atomic_path(out) as tmp:
         tmp.mkdir()

@@ -102,6 +102,11 @@ def experiment_name(name: str, arch: str, number: int) -> str:
     return f"{name}-{arch}-{number:03d}"
 
 
+def best_name(name: str, arch: str, seed: int) -> str:
+    """The experiment that retrains the best recipe of `arch` with one of the comparison's seeds."""
+    return f"{name}-{arch}-best-{seed}"
+
+
 def overrides(values: dict[str, Any]) -> list[str]:
     """`-S key=value` arguments (the value as YAML in flow style, which DVC's override parser reads)."""
     args = []

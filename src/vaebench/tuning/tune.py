@@ -6,7 +6,7 @@ its validation −ELBO (or that it failed) and queues the next. A random sampler
 draws (what the expected-best curves need); TPE learns from every finished trial, counting the
 ones in flight as pessimistic guesses (Optuna 5's constant liar). Stopped (Ctrl-C) and run again,
 it resumes from the journal: finished trials are kept, queued ones are waited for, not queued again.
-`retrain` then trains each architecture's best recipe with the comparison's seeds (`NAME-<arch>-best`).
+`retrain` then trains each architecture's best recipe with the comparison's seeds (`NAME-<arch>-best-<seed>`).
 """
 
 from __future__ import annotations
@@ -202,8 +202,9 @@ def tune(options: Options) -> None:
 
 
 def retrain(options: Options) -> None:
-    """Each tuned architecture's best recipe as one experiment `NAME-<arch>-best` with params.yaml's
-    compare.seeds: the whole pipeline, test set included; then the report with their verdicts."""
+    """Each tuned architecture's best recipe trained with each of params.yaml's compare.seeds
+    (`NAME-<arch>-best-<seed>`): the whole pipeline, test set included; then the report with the
+    verdicts between them."""
     from vaebench.tuning.report import write_report
 
     trials.check_name(options.name)
@@ -223,21 +224,25 @@ def retrain(options: Options) -> None:
 
 
 def queue_best(options: Options) -> list[str]:
-    """Queue `NAME-<arch>-best` for each architecture with a finished trial and no such experiment yet."""
+    """Queue `NAME-<arch>-best-<seed>` for each architecture with a finished trial and each of
+    params.yaml's compare.seeds not retrained yet: one experiment per seed, so that the workers
+    share them (one experiment of three CNN trainings would keep one worker busy, the other idle)."""
     names = []
+    seeds = raw_params(options.repo)["compare"]["seeds"]
     for arch, study in trials.studies(options.repo, options.name).items():
-        finished = [t for t in study.trials if t.value is not None]
-        experiment = f"{options.name}-{arch}-best"
-        if not finished:
+        if not [t for t in study.trials if t.value is not None]:
             say(f"{arch}: no finished trial to retrain")
-        elif trials.exp_commit(options.repo, experiment):
-            say(f"{experiment}  retrained already")
-        else:
-            values = {"compare.archs": [arch], **study.user_attrs["fixed"], **study.best_trial.params}
+            continue
+        for seed in seeds:
+            experiment = trials.best_name(options.name, arch, seed)
+            if trials.exp_commit(options.repo, experiment):
+                say(f"{experiment}  retrained already")
+                continue
+            values = {"compare.archs": [arch], "compare.seeds": [seed], **study.user_attrs["fixed"]}
             try:
-                trials.queue(options.repo, experiment, values, [])
+                trials.queue(options.repo, experiment, {**values, **study.best_trial.params}, [])
             except CommandFailed as exc:
                 raise StageError(f"{experiment} could not be queued: {exc}") from None
-            say(f"{experiment}  queued: trial {study.best_trial.number}'s recipe with params.yaml's compare.seeds")
+            say(f"{experiment}  queued: trial {study.best_trial.number}'s recipe, seed {seed}")
             names.append(experiment)
     return names
