@@ -63,6 +63,12 @@ def set_params(project: Path, overrides: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def set_space(project: Path, space: dict) -> None:
+    """params.yaml's `tune:` section (its keys are dotted param names, not a path into the file)."""
+    path = project / "params.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "tune": space}, sort_keys=False))
+
+
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 

@@ -298,9 +298,13 @@ def test_tune_keeps_both_workers_busy_and_retrains_the_best_on_the_cluster(stack
     each worker (the scheduler hands a thread one task), the third asked once the first is told;
     each trial an experiment collected here with its training run tagged with the study on the
     team's server; then `--retrain` runs the best recipe's whole pipeline on a worker."""
-    from e2e import set_params
+    from distributed import Client
+    from e2e import set_space
 
-    set_params(user, {"tune": {"train.lr": {"low": 0.001, "high": 0.003, "log": True}}})
+    with Client(stack.scheduler_address, security=stack.certificates.security(), set_as_default=False) as client:
+        saturation = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.WORKER_SATURATION)
+    assert saturation == 1.0  # a queued experiment waits on the scheduler for a free thread, not behind a busy one
+    set_space(user, {"train.lr": {"low": 0.001, "high": 0.003, "log": True}})
     command = ["vaebench", "tune", "d", "--arch", "mlp", "--trials", "3", "--sampler", "tpe"]
     result = subprocess.run(command, cwd=user, env=tool_env(**stack.client_env()), capture_output=True, text=True)
     output = result.stdout + result.stderr

@@ -62,6 +62,19 @@ def make_sampler(kind: str, seed: int, number: int):
     return optuna.samplers.TPESampler(seed=seed)
 
 
+def finished_so_far(repo: Path, name: str, arch: str) -> tuple[int, list[float]]:
+    """(trials asked, training seconds of the finished ones) of the study, without creating it."""
+    import optuna
+
+    if not journal(repo, name).exists():
+        return 0, []
+    try:
+        study = optuna.load_study(study_name=f"{name}-{arch}", storage=storage(repo, name))
+    except KeyError:  # no such study in the journal yet
+        return 0, []
+    return len(study.trials), [t.user_attrs["train_seconds"] for t in study.trials if "train_seconds" in t.user_attrs]
+
+
 def open_study(repo: Path, name: str, arch: str, sampler: str, seed: int, fixed: dict[str, Any]):
     """The Optuna study `<name>-<arch>`, created on first use with its sampler and fixed overrides
     recorded; a later run with another sampler or other overrides is refused (its trials would

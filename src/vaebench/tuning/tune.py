@@ -61,24 +61,25 @@ def raw_params(repo: Path) -> dict[str, Any]:
     return yaml.safe_load((repo / paths.PARAMS).read_text())
 
 
-def check_budget(raw: dict[str, Any], options: Options, study) -> None:
+def check_budget(raw: dict[str, Any], options: Options) -> None:
     """One line on what the trials still to run cost; refused where even the lower bound of
-    `training.budget` (this machine at a speed it never reaches) passes a day."""
+    `training.budget` (this machine at a speed it never reaches) passes a day. Before the study is
+    created: a refused command leaves nothing behind."""
     from vaebench.core.environment import resolve_device
     from vaebench.core.params import parse_params
     from vaebench.training.budget import least_training_seconds
 
     params = parse_params(trials_values(raw, options, 0))
-    left = options.trials - len(study.trials)
+    asked, done = trials.finished_so_far(options.repo, options.name, options.arch)
+    left = options.trials - asked
     least = left * least_training_seconds(params, options.arch, resolve_device(params.runtime.device))
     if least > DAY_S:
         raise StageError(
             f"--trials {options.trials}: {left} more trainings of {options.arch} would take this machine at least"
             f" {least / DAY_S:.1f} days; fewer trials, or a cluster (--dask)"
         )
-    done = [t.user_attrs["train_seconds"] for t in study.trials if "train_seconds" in t.user_attrs]
     measured = f"; its {len(done)} finished trials took {sum(done) / len(done) / 60:.1f} min each" if done else ""
-    say(f"{len(study.trials)} of {options.trials} trials asked; {left} to go{measured}")
+    say(f"{asked} of {options.trials} trials asked; {max(left, 0)} to go{measured}")
 
 
 def trials_values(raw: dict[str, Any], options: Options, seed: int, sampled: dict | None = None) -> dict:
@@ -192,10 +193,10 @@ def tune(options: Options) -> None:
     with only_one(lock, f"`vaebench tune {options.name}`", refusal):
         raw = raw_params(options.repo)
         space = load_space(raw, readable_keys(options.repo, options.arch), options.arch, options.fixed)
+        check_budget(raw, options)
         study = trials.open_study(
             options.repo, options.name, options.arch, options.sampler, options.seed, options.fixed
         )
-        check_budget(raw, options, study)
         with runner(options) as run:
             Tuner(options, study, space, raw, run).tune()
         write_report(options.name, options.repo)
