@@ -84,3 +84,24 @@ def test_overrides_are_yaml_values() -> None:
     }
     with pytest.raises(SpaceError, match="expected KEY=VALUE"):
         parse_overrides(["latent"])
+
+
+def test_the_report_curves_are_per_random_study_with_a_band_within_the_scores() -> None:
+    import pandas as pd
+
+    from vaebench.tuning.report import curves
+
+    table = pd.DataFrame(
+        {
+            "arch": ["mlp"] * 3 + ["cnn"] * 2 + ["tpe"] * 2,
+            "state": ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"],
+            "neg_elbo": [104.0, 106.0, None, 110.0, 108.0, 1.0, 2.0],
+            "train_seconds": [3600.0, 1800.0, None, 7200.0, 7200.0, 1.0, 1.0],
+        }
+    )
+    curve = curves(table, {"mlp": "random", "cnn": "random", "tpe": "tpe"})  # TPE's trials are not i.i.d.
+    mlp = curve[curve["arch"] == "mlp"].reset_index()
+    assert list(mlp["expected"]) == pytest.approx([105.0, 104.5])  # n = 2: the best of two draws of (104, 106)
+    assert list(mlp["cpu_hours"]) == pytest.approx([0.75, 1.5])  # the mean finished trial, 45 min
+    assert (curve["band_low"] >= 104.0).all() and set(curve["arch"]) == {"mlp", "cnn"}
+    assert (curve[curve["arch"] == "cnn"]["band_high"] <= 110.0).all()
