@@ -165,11 +165,17 @@ def queue(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     run_stage(act)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: at least 1")
-    return value
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text}: at least {low}")
+        return value
+
+    return parse
+
+
+_positive = _at_least(1)
 
 
 def tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -189,7 +195,7 @@ def tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         from vaebench.tuning.tune import tune as run_trials
 
         options = Options(
-            args.name, args.arch, args.trials, args.sampler, args.seed, args.parallel, parse_overrides(args.set),
+            args.name, args.arch, args.trials, args.sampler, args.seed, args.parallel or 0, parse_overrides(args.set),
             address, args.git_remote, repository_root(),
         )  # fmt: skip
         try:
@@ -264,8 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     n.add_argument("--trials", type=_positive, default=12, help="the study's trials of that architecture in all")
     n.add_argument("--sampler", choices=["random", "tpe"], default="random",
                    help="random: i.i.d. trials (expected-best curves); tpe: learns from each finished one")  # fmt: skip
-    n.add_argument("--seed", type=int, default=0, help="the sampler's seed")
-    n.add_argument("--parallel", type=int, default=0, help="trials in flight (default: one per Dask worker, or 1)")
+    n.add_argument("--seed", type=_at_least(0), default=0, help="the sampler's seed")
+    n.add_argument("--parallel", type=_positive, help="trials in flight (default: one per Dask worker, or 1)")
     n.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="a param every trial gets")
     n.add_argument("--retrain", action="store_true", help="retrain each best recipe with compare.seeds; test it")
     n.add_argument("--dask", metavar="ADDRESS",

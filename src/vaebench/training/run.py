@@ -70,8 +70,8 @@ def train_and_save(params: Params, arch: str, seed: int, device: torch.device) -
 
     with (
         atomic_path(paths.model_dir(arch, seed)) as model_dir,
-        atomic_path(paths.train_curve(arch, seed)) as curve,
         atomic_path(paths.val_metrics(arch, seed)) as val,
+        atomic_path(paths.train_curve(arch, seed)) as curve,  # innermost: a failed write here names this file
         tracked_run(run_name=name, tags=provenance_tags(f"train@{name}", arch=arch, seed=str(seed))) as run,
     ):
         mlflow.log_params(
