@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -15,6 +16,14 @@ def test_stack_state_round_trips_and_is_private(tmp_path: Path) -> None:
     stack.save()
     assert stat.S_IMODE((stack.root / "stack.json").stat().st_mode) == 0o600  # it holds passwords
     assert Stack.load(stack.root) == stack
+
+
+def test_passwords_are_fresh_and_safe_as_a_command_line_argument(tmp_path: Path) -> None:
+    # a token beginning with `-` once made `dvc remote modify ... password <token>` read it as an option
+    stack = Stack(root=tmp_path, pg_port=1, dav_port=2, mlflow_port=3)
+    passwords = [stack.pg_password, stack.admin_password, stack.worker_password, stack.dav_password]
+    assert all(re.fullmatch("[0-9a-f]{32}", password) for password in passwords), passwords
+    assert len(set(passwords)) == len(passwords)
 
 
 def test_no_stack_says_how_to_start_one(tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ class TeamStackError(StageError):
 
 
 def _secret() -> str:
-    return secrets.token_urlsafe(16)
+    """128 random bits in hex: a urlsafe token may begin with `-`, which every CLI reads as an option."""
+    return secrets.token_hex(16)
 
 
 @dataclass
