@@ -4,6 +4,7 @@ configures, the entry plan, and the CLI's refusals."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,37 @@ def test_a_second_drain_of_one_repository_is_refused_naming_the_first(tmp_path: 
         pass
     with only_drain(tmp_path):  # released with its holder
         pass
+
+
+def test_a_drain_beside_dvcs_own_queue_worker_is_refused_naming_it(tmp_path: Path) -> None:
+    """`dvc queue start` and a drain would each run the same entries: the drain refuses, in one line,
+    before it connects anywhere (the address here answers nothing)."""
+    from e2e import GIT_USER, run, tool_env
+
+    from vaebench.scaleout.queue import dvc_queue_workers
+
+    repo = tmp_path / "repo"
+    run(tmp_path, "git", "init", "-q", "--bare", "remote.git")
+    run(tmp_path, "git", "init", "-q", repo.name)
+    run(repo, "dvc", "init", "-q")
+    (repo / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: sleep 60 && echo done > out\n    outs: [out]\n")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", *GIT_USER, "commit", "-q", "-m", "a slow stage")
+    run(repo, "git", "remote", "add", "origin", str(tmp_path / "remote.git"))
+    run(repo, "dvc", "exp", "run", "--queue", "-n", "slow")
+    # the worker DVC spawns would hold a captured output's pipe open for as long as it lives
+    subprocess.run(["dvc", "queue", "start"], cwd=repo, env=tool_env(), stdout=subprocess.DEVNULL, check=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not dvc_queue_workers(repo):
+            assert time.monotonic() < deadline, run(repo, "dvc", "queue", "status")
+        command = ["vaebench", "queue", "--dask", "tcp://127.0.0.1:9"]
+        result = subprocess.run(command, cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        run(repo, "dvc", "queue", "kill", "slow")  # its stage's process too, not only the worker
+        run(repo, "dvc", "queue", "stop", "--kill")
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0, result.stdout + result.stderr
+    assert "DVC's own queue worker runs in this repository" in result.stderr and "`dvc queue stop`" in result.stderr
 
 
 def test_queue_outside_a_repository_or_in_a_subfolder_finds_the_root(tmp_path: Path, dvc_project: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -159,25 +160,35 @@ def test_a_sweep_runs_on_the_workers_and_lands_as_ordinary_experiments(
     with Config(str(user / ".dvc")).edit("local") as local:  # DVC's API: no password on a command line
         local["remote"]["team"]["password"] = stack.dav_password
     secrets = {stack.dav_password, stack.worker_password, stack.admin_password, stack.pg_password}
-    with CommandLines() as seen:
+    with CommandLines() as seen, refusing_kl_weight_2(origin):
         result = drain(stack, user)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "2 collected, 1 failed" in output and "failed: broken" in output
+    assert "1 collected, 2 failed" in output and "broken" in output.splitlines()[-1], output
     assert "own credentials; not sent: password" in output, output
     assert seen.lines and not [line for line in seen.lines if any(secret in line for secret in secrets)]
 
-    (failure,) = [line for line in output.splitlines() if "broken" in line and "FAILED" in line]
+    # β = 2 trained, then the git remote refused its push: its reason said, its runs not left FINISHED
+    (refused,) = [name for name in queued_names(user) if name != "broken"]
+    (line,) = [line for line in output.splitlines() if f"{refused} (" in line and "FAILED:" in line]
+    assert "the git remote refused the push: pushes under refs/vaebench are closed this week" in line, line
+    assert f"{refused} (" in output and "runs of attempts that did not land marked FAILED" in output, output
+    assert not trainings(stack, refused, "FINISHED")
+    (failed,) = trainings(stack, refused, "FAILED")
+    assert failed.data.tags["vaebench.note"].startswith("did not land: push: the git remote refused"), failed.data.tags
+
+    (failure,) = [line for line in output.splitlines() if "broken" in line and "FAILED:" in line]
     assert "loss.recon = 'hinge'" in failure, failure  # the stage's own error line
     log = user / failure.rsplit("log: ", 1)[1]
     assert "must be one of 'bce' or 'mse'" in log.read_text()
     assert log.stat().st_mode & 0o777 == 0o600 and not any(secret in log.read_text() for secret in secrets)
-    assert queued_names(user) == ["broken"]  # the failure stays queued; the drained entries are gone
+    assert sorted(queued_names(user)) == sorted(["broken", refused])  # failures stay queued; the landed one is gone
 
-    found = experiments(user)
-    done = {name: e for name, e in found.items() if name != "broken"}
-    betas = sorted(e["revs"][0]["data"]["params"]["params.yaml"]["data"]["loss"]["kl_weight"] for e in done.values())
-    assert betas == [0.5, 2]
+    done = {
+        name: e for name, e in experiments(user).items() if name not in ("broken", refused)
+    }  # queued ones listed too
+    betas = [e["revs"][0]["data"]["params"]["params.yaml"]["data"]["loss"]["kl_weight"] for e in done.values()]
+    assert betas == [0.5]
     for name, e in done.items():
         metrics = e["revs"][0]["data"]["metrics"]["metrics/compare.json"]["data"]
         assert metrics["mlp"]["nll_iwae"]["mean"] > 0
@@ -196,7 +207,7 @@ def test_a_sweep_runs_on_the_workers_and_lands_as_ordinary_experiments(
     run(user, "git", "checkout", "--", ".")
     run(user, "dvc", "checkout", "--force")
     study = run(user, "vaebench", "study", "--no-mlflow", "--out", "study")
-    assert "study of 3 experiments" in study, study  # the baseline and the two betas; broken is skipped
+    assert "study of 2 experiments" in study, study  # the baseline and β = 0.5; the failures are skipped
 
     reader = tmp_path / "reader"  # a colleague's clone: the experiments and their outputs, nothing to retrain
     run(tmp_path, "git", "clone", "-q", str(origin), reader.name)
@@ -207,6 +218,28 @@ def test_a_sweep_runs_on_the_workers_and_lands_as_ordinary_experiments(
     run(reader, "dvc", "pull", "-q", **stack.worker_env())
     assert "up to date" in run(reader, "dvc", "status").lower()
     assert sorted(experiments(reader)) == sorted(done)
+
+
+@contextlib.contextmanager
+def refusing_kl_weight_2(origin: Path) -> Iterator[None]:
+    """The git remote's pre-receive hook refuses to mark a β = 2 experiment done, as a team's hook
+    might (the worker's `git push`; DVC's own `dvc exp push` to a path runs no hooks)."""
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\n"
+        "while read old new ref; do\n"
+        '  case "$ref" in refs/vaebench/done/*)\n'
+        '    if git show "$new:params.yaml" | grep -Eq "^  kl_weight: 2( |$)"; then\n'
+        '      echo "pushes under refs/vaebench are closed this week" >&2; exit 1\n'
+        "    fi;;\n"
+        "  esac\n"
+        "done\n"
+    )
+    hook.chmod(0o755)
+    try:
+        yield
+    finally:
+        hook.unlink()
 
 
 class CommandLines:

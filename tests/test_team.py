@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vaebench.ops.team import Stack, TeamStackError, env_lines
+from vaebench.ops.team import Stack, TeamStackError, env_lines, status
 
 
 def test_stack_state_round_trips_and_is_private(tmp_path: Path) -> None:
@@ -80,3 +80,16 @@ def test_a_colleague_exports_where_the_client_certificate_is_and_no_key_itself(t
     assert env["DASK_SCHEDULER_ADDRESS"] == "tls://127.0.0.1:8786"
     assert env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"] == str(tmp_path / "tls" / "client-key.pem")
     assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+
+
+def test_status_names_every_part_down_with_its_log(tmp_path: Path) -> None:
+    Stack(root=tmp_path, pg_port=1, dav_port=2, mlflow_port=3, dask_port=4).save()  # nothing listens there
+    parts = status(tmp_path)
+    assert [part for part, *_ in parts][:4] == [
+        "PostgreSQL (MLflow's runs and users)",
+        "DVC remote (rclone serve webdav)",
+        "MLflow tracking server",
+        "Dask scheduler",
+    ]
+    assert len(parts) == 6 and not any(up for _, _, up, _ in parts)
+    assert {log.name for *_, log in parts} >= {"postgres.log", "mlflow.log", "dask-worker-2.log"}

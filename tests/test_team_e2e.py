@@ -147,6 +147,8 @@ def test_a_killed_worker_and_a_stopped_tracking_server_leave_no_running_run(stac
     process, cut = _start_long_training(stack, workspace)
     assert client(stack).get_run(killed).info.status == "FAILED"
     team.stop_process(stack.pids["mlflow"])
+    down = [part for part, _, up, _ in team.status(stack.root) if not up]
+    assert down == ["MLflow tracking server"], down  # what `vaebench team status` prints DOWN
     output = process.communicate(timeout=300)[0]
     assert process.returncode != 0
     assert f"marked MLflow run {killed} FAILED" in output
@@ -224,7 +226,9 @@ def test_every_part_restarts_with_its_data(stack, origin: Path, tmp_path: Path) 
     assert drain.returncode == 1 and "Traceback" not in output, output
     assert f"the Dask scheduler at {stack.scheduler_address} went away" in output, output
 
+    assert not [part for part, _, up, _ in team.status(stack.root) if up]
     restarted = team.up(stack.root)
+    assert all(up for _, _, up, _ in team.status(stack.root))
     assert (restarted.tracking_uri, restarted.scheduler_address) == (stack.tracking_uri, stack.scheduler_address)
     assert before <= {r.info.run_id for found in runs(stack).values() for r in found}
     mlflow = client(stack)  # the artifacts, through the restarted server's proxy

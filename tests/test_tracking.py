@@ -16,6 +16,7 @@ from vaebench.core.errors import StageError
 from vaebench.tracking.runs import (
     add_to_run,
     close_stale_runs,
+    fail_unlanded,
     provenance_tags,
     tracked_run,
     use_experiment,
@@ -97,8 +98,10 @@ def test_a_stop_signal_is_an_event_the_run_acts_on_when_it_closes(store: Path) -
 
 def test_provenance_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DVC_EXP_NAME", "exp-1")
+    monkeypatch.setenv("VAEBENCH_ATTEMPT", "worker-1:1a2b")
     tags = provenance_tags("train@cnn-1", arch="cnn", seed="1")
     assert tags["arch"] == "cnn" and tags["seed"] == "1" and tags["dvc_exp_name"] == "exp-1"
+    assert tags["vaebench_attempt"] == "worker-1:1a2b"
     assert tags["vaebench.stage"] == "train@cnn-1" and tags["pid"] == str(os.getpid())
 
 
@@ -117,6 +120,28 @@ def test_a_run_whose_process_died_is_closed_by_the_next(store: Path) -> None:
     assert status_of(alive) == status_of(other) == "RUNNING"
 
 
+def test_runs_of_an_attempt_that_did_not_land_end_failed_with_the_reason(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name("tests").experiment_id
+
+    def logged(attempt: str, status: str) -> str:
+        monkeypatch.setenv("VAEBENCH_ATTEMPT", attempt)
+        run_id = client.create_run(experiment_id, tags=provenance_tags("train@mlp-0")).info.run_id
+        if status != "RUNNING":
+            client.set_terminated(run_id, status, end_time=1_000)
+        return run_id
+
+    refused, still_closing, landed = logged("w1-a", "FINISHED"), logged("w1-a", "RUNNING"), logged("w2-b", "FINISHED")
+    assert fail_unlanded({"w1-a": "did not land: push refused"}) == [refused]
+    assert status_of(refused) == "FAILED" and client.get_run(refused).data.tags["vaebench.note"] == (
+        "did not land: push refused"
+    )
+    assert client.get_run(refused).info.end_time == 1_000  # when it ended, not when it was found out
+    assert status_of(still_closing) == "RUNNING" and status_of(landed) == "FINISHED"
+
+
 def test_metrics_added_later_keep_the_training_duration(store: Path, tmp_path: Path) -> None:
     with tracked_run(run_name="mlp-0") as run:
         pass
@@ -126,6 +151,18 @@ def test_metrics_added_later_keep_the_training_duration(store: Path, tmp_path: P
     after = mlflow.get_run(run.info.run_id)
     assert after.info.end_time == ended and after.info.status == "FINISHED"
     assert after.data.metrics["test_nll_iwae"] == 100.0
+
+
+def test_a_servers_internal_errors_point_at_its_own_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from vaebench.tracking.runs import store_errors
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    said = "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/create failed: too many 500 error responses"
+    down = r"database or artifact store is down: `vaebench team status` says which"
+    with pytest.raises(StageError, match=down), store_errors():
+        raise MlflowException(said)
 
 
 def test_unreachable_server_fails_in_seconds_naming_it() -> None:

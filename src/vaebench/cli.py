@@ -208,6 +208,7 @@ def tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 
 def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from vaebench.core.errors import StageError
     from vaebench.core.stage import run_stage
     from vaebench.ops import team
 
@@ -218,6 +219,12 @@ def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                   f" MLflow {stack.tracking_uri}, Dask {stack.scheduler_address}\n{team.env_lines(stack)}")  # fmt: skip
         elif args.action == "env":
             print(team.env_lines(team.Stack.load(args.root)))
+        elif args.action == "status":
+            parts = team.status(args.root)
+            for part, address, up, log in parts:
+                print(f"{part:<38} {address:<38} {'up' if up else f'DOWN (its log: {log})'}")
+            if not all(up for *_, up, _ in parts):
+                raise StageError("part of the team stack is down: `vaebench team up` starts what is down")
         elif args.action == "down":
             team.down(args.root)
             print(f"team stack in {args.root} stopped; its data stays (`vaebench team up` starts it again)")
@@ -289,8 +296,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     t.add_argument(
         "action",
-        choices=["up", "env", "down", "purge"],
-        help="up: start what is down, keep what is there; down: stop, keep the data; purge: stop and delete it",
+        choices=["up", "status", "env", "down", "purge"],
+        help="up: start what is down, keep what is there; status: which part is up; down: stop, keep the data;"
+        " purge: stop and delete it",
     )
     t.add_argument("--root", type=Path, default=Path(".team"), help="where its data, logs and passwords live")
     t.set_defaults(handler=team)

@@ -454,6 +454,23 @@ def _pg_running(stack: Stack) -> bool:
     return (stack.root / "postgres").exists() and _pg_ctl(stack, "status").returncode == 0
 
 
+def status(root: Path) -> list[tuple[str, str, bool, Path]]:
+    """Each part of the stack as (part, address, up, log), for `vaebench team status`: when a stage
+    reports MLflow's 500s, this says whether it is the tracking server or its database that is down."""
+    stack = Stack.load(root)
+    log = stack.root
+    parts = [
+        ("PostgreSQL (MLflow's runs and users)", f"{HOST}:{stack.pg_port}", _pg_running(stack), log / "postgres.log"),
+        ("DVC remote (rclone serve webdav)", stack.dvc_remote_url, _listening(stack.dav_port), log / "dvc-remote.log"),
+        ("MLflow tracking server", stack.tracking_uri, _listening(stack.mlflow_port), log / "mlflow.log"),
+        ("Dask scheduler", stack.scheduler_address, _listening(stack.dask_port), log / "dask-scheduler.log"),
+    ]
+    for n in range(1, DASK_WORKERS + 1):
+        pid = stack.pids.get(f"dask-worker-{n}")
+        parts.append((f"Dask worker-{n}", f"pid {pid}", _alive(pid), log / f"dask-worker-{n}.log"))
+    return parts
+
+
 def down(root: Path) -> None:
     """Stop every process of the stack; its data stays for the next `up`."""
     try:

@@ -85,8 +85,10 @@ def run_logged(
     cwd: Path,
     log: Path,
     should_stop: Callable[[], bool] = lambda: False,
+    env: dict[str, str] | None = None,
 ) -> str:
-    """Run `command` with its output appended to `log`; its output, or CommandFailed naming `step`.
+    """Run `command` (with `env` added to the environment) with its output appended to `log`; its
+    output, or CommandFailed naming `step`.
 
     Polls `should_stop` while it runs; when it turns true, the command's process group gets SIGTERM
     (stages end their MLflow runs KILLED) and Stopped is raised.
@@ -96,7 +98,7 @@ def run_logged(
         out.write(f"$ {' '.join(command)}\n")
         out.flush()
         process = subprocess.Popen(
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **tool_path()},
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **tool_path(), **(env or {})},
             start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
         while not _ended(process):

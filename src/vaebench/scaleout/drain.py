@@ -6,7 +6,8 @@ ask every worker what it lacks; plan each entry (run it, only collect it if an e
 worker already pushed it, or refuse it with a reason); push the stash commits to the git remote;
 submit one task per entry; then, as each ends, `dvc exp pull` it (DVC calls one at a time, retried
 while another DVC command holds the lock), check the ref against the worker's commit and
-`dvc queue remove` the entry. A failed experiment keeps its entry and its log, in .dvc/tmp/.
+`dvc queue remove` the entry. A failed experiment keeps its entry and its log, in .dvc/tmp/; the
+MLflow runs of its attempts (and of a landed one's earlier attempts) that had finished end FAILED.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from vaebench.scaleout.queue import (
     QueuedExperiment,
     Task,
     default_dvc_remote,
+    dvc_queue_workers,
     queued_experiments,
     queued_targets,
 )
@@ -264,11 +266,19 @@ class Drain:
         self.options = options
         self.futures: dict = {}  # Dask future -> stash
         self.ready: list[tuple[str, str | None]] = []  # settled without running: refused, or collected
+        self.attempts: dict[str, set[str]] = {}  # stash -> the attempts the workers said they started
+        self.dvc_worker_seen = False  # `dvc queue start` during the drain
         self.session = f"{time.time_ns():x}"
 
     def __enter__(self) -> Drain:
         options = self.options
         check_git_remote(options.git_remote, options.repo)
+        if dvc_queue_workers(options.repo):
+            raise StageError(
+                "DVC's own queue worker runs in this repository (`dvc queue start`; `dvc queue status` counts it)"
+                " and would run the entries a second time, beside the cluster: `dvc queue stop`, then run this"
+                " again; nothing was dequeued"
+            )
         self.client = connect(options.address)
         try:
             self.dvc_remote, self.withheld = default_dvc_remote(options.repo)
@@ -292,11 +302,50 @@ class Drain:
             unfinished = [f for f in self.futures if not f.done()]
             if unfinished:
                 self.client.cancel(unfinished, force=True)
+            for stash in list(self.attempts):
+                self._not_landed(stash, "did not land: the drain stopped before it was collected")
         finally:
             self.client.close()
 
+    def _failed(self, stash: str, error: str, log: str = "") -> str:
+        self.collector.fail(stash, error, log)
+        self._not_landed(stash, f"did not land: {error}")
+        return error
+
+    def _not_landed(self, stash: str, why: str, landed: str = "") -> None:
+        """End FAILED the FINISHED runs of this entry's attempts other than `landed`, with `why`."""
+        attempts = self.attempts.pop(stash, set()) - {landed, ""}
+        if not attempts:
+            return
+        from vaebench.tracking.runs import fail_unlanded  # MLflow, only when an attempt did not land
+        from vaebench.tracking.store import check_tracking_server, is_server
+
+        label, uri = self.collector.experiments[stash].label, os.environ.get("MLFLOW_TRACKING_URI", "")
+        if not is_server(uri):
+            say(f"{label}  the runs of attempts that did not land stay as they ended: export the workers'"
+                " MLFLOW_TRACKING_URI (`vaebench team env`) so that this client can mark them")  # fmt: skip
+            return
+        try:
+            check_tracking_server(uri)  # one line in seconds, not MLflow's retries, when it is down
+            marked = fail_unlanded(dict.fromkeys(sorted(attempts), why))
+        except Exception as exc:  # the tracking server is down: the experiment's outcome still stands
+            say(f"{label}  could not mark the runs of attempts that did not land ({first_line(exc)})")
+            return
+        if marked:
+            say(f"{label}  {len(marked)} MLflow runs of attempts that did not land marked FAILED")
+
+    def _check_for_dvc_worker(self) -> None:
+        """Say once that `dvc queue start` was run during the drain: DVC's worker takes the same
+        entries (DVC's queue has no claim on one) and its results can replace the cluster's."""
+        if not self.dvc_worker_seen and dvc_queue_workers(self.options.repo):
+            self.dvc_worker_seen = True
+            say("DVC's own queue worker started during this drain (`dvc queue start`): it runs these entries"
+                " a second time, beside the cluster; `dvc queue stop --kill` stops it")  # fmt: skip
+
     def _progress(self, event: tuple[float, dict]) -> None:
         message = event[1]
+        if message.get("attempt") and message.get("stash") in self.collector.experiments:
+            self.attempts.setdefault(message["stash"], set()).add(message["attempt"])
         e = self.collector.experiments.get(message.get("stash", ""))
         if e and message.get("state") in {"started", "running", "pushing"}:
             say(f"{e.label}  {message['state']} on {message['on']}")
@@ -355,15 +404,22 @@ class Drain:
                 " the rest stay queued. Start it again (`vaebench team up` starts what is down), then run this again"
             ) from None
         except Exception as exc:  # KilledWorker after allowed-failures deaths, or a bug in the task
-            return collector.fail(stash, f"{type(exc).__name__}: {first_line(exc)}")
+            return self._failed(stash, f"{type(exc).__name__}: {first_line(exc)}")
+        self.attempts.setdefault(stash, set()).add(outcome.attempt)
+        self._check_for_dvc_worker()
         if outcome.error:
-            return collector.fail(stash, outcome.error, outcome.log)
+            return self._failed(stash, outcome.error, outcome.log)
         try:
             seconds = collector.collect(stash, outcome.commit)
         except CommandFailed as exc:
-            return collector.fail(stash, f"collecting: {exc}")
+            also = " (DVC's own queue worker may have run it too)" if self.dvc_worker_seen else ""
+            return self._failed(stash, f"collecting: {exc}{also}")
         done = "pushed by an earlier attempt; collected" if outcome.earlier else describe(outcome, seconds)
         say(f"{collector.experiments[stash].label}  {done}")
+        if outcome.earlier:
+            self.attempts.pop(stash, None)  # which attempt pushed it is not known here: its runs stay
+        else:
+            self._not_landed(stash, f"did not land: a later attempt ({outcome.attempt}) did", landed=outcome.attempt)
         return None
 
 

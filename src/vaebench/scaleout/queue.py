@@ -69,6 +69,15 @@ def queued_experiments(repo: Path) -> list[QueuedExperiment]:
     return [QueuedExperiment(e.stash_rev, e.baseline_rev, e.name or e.stash_rev[:7]) for e in entries]
 
 
+def dvc_queue_workers(repo: Path) -> int:
+    """How many of DVC's own queue workers (`dvc queue start`) are alive in this repository, busy or
+    idle: what `dvc queue status` counts. Beside a drain, each would run the same entries again."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc:
+        return len(dvc.experiments.celery_queue.worker_status())
+
+
 def default_dvc_remote(repo: Path) -> tuple[dict[str, str], list[str]]:
     """The default DVC remote as the repository's own config files set it (.dvc/config, then
     config.local, where the team stack puts it), less its credentials; and the names of those.

@@ -8,7 +8,9 @@ ref on the remote (DVC's exit code says 0 when nothing was pushed) and mark the 
 
 An attempt first looks for that marker: when Dask restarts a task whose worker died after pushing,
 the experiment is not run twice. Failures come back as an Outcome with the attempt's log, not as
-an exception, so Dask does not retry an experiment that fails for a reason of its own.
+an exception, so Dask does not retry an experiment that fails for a reason of its own. Each attempt
+has an id, VAEBENCH_ATTEMPT in its stages' environment and so a tag of their MLflow runs: the client
+marks FAILED the finished runs of attempts that did not land.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +39,7 @@ class Outcome:
     seconds: dict[str, float] = field(default_factory=dict)  # per step: clone, pull, run, push
     stages: list[str] = field(default_factory=list)  # the stages `dvc exp run` ran
     earlier: bool = False  # an earlier attempt had already pushed it
+    attempt: str = ""  # this attempt, the `vaebench_attempt` tag of the MLflow runs its stages log
 
 
 def remote_sha(remote: str, ref: str, cwd: Path | None = None) -> str | None:
@@ -77,6 +81,7 @@ class _Attempt:
         self.worker = get_worker()
         self.key = self.worker.get_current_task()
         self.outcome = Outcome(task.experiment.stash, worker_label(self.worker))
+        self.outcome.attempt = f"{self.outcome.worker}:{uuid.uuid4().hex[:12]}"  # Dask reuses the task's key
 
     def cancelled(self) -> bool:
         """The client went away or cancelled: the scheduler has released this task on this worker."""
@@ -84,13 +89,14 @@ class _Attempt:
         return state is None or state.state in {"cancelled", "released", "forgotten"}
 
     def report(self, state: str, **details: object) -> None:
-        message = {"stash": self.task.experiment.stash, "state": state, "on": self.outcome.worker, **details}
+        message = {"stash": self.task.experiment.stash, "state": state, "on": self.outcome.worker}
+        message |= {"attempt": self.outcome.attempt, **details}
         self.worker.log_event(TOPIC, message)
 
-    def step(self, name: str, *commands: list[str], cwd: Path | None = None) -> str:
+    def step(self, name: str, *commands: list[str], cwd: Path | None = None, env: dict | None = None) -> str:
         start, output = time.monotonic(), ""
         for command in commands:
-            output += run_logged(name, command, cwd or self.root, self.log, self.cancelled)
+            output += run_logged(name, command, cwd or self.root, self.log, self.cancelled, env)
         self.outcome.seconds[name] = self.outcome.seconds.get(name, 0.0) + time.monotonic() - start
         return output
 
@@ -110,7 +116,8 @@ class _Attempt:
         )
         self.step("pull", *remote_commands(task.dvc_remote), ["dvc", "pull", "--allow-missing", "--quiet"])
         self.report("running")
-        output = self.step("run", ["dvc", "exp", "run", "--name", e.name, *task.targets])
+        command = ["dvc", "exp", "run", "--name", e.name, *task.targets]
+        output = self.step("run", command, env={"VAEBENCH_ATTEMPT": self.outcome.attempt})
         self.outcome.stages = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
         commit = run_quiet(["git", "rev-parse", e.exp_ref], self.root).strip()
         self.report("pushing")

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 
 STORE_FULL = "database or disk is full"  # SQLite's, through MLflow
+SERVER_ERROR = "500 error responses"  # MLflow's client, after its retries of a server's internal errors
 
 
 @contextmanager
@@ -59,6 +60,8 @@ def store_errors() -> Iterator[None]:
             problem = f"the disk of the MLflow store {tracking_uri()} is full: free space, then rerun"
         else:
             problem = f"MLflow at {tracking_uri()} failed: {first_line(exc)}"
+            if SERVER_ERROR in str(exc):  # the server answers, its own store does not
+                problem += " (the server's database or artifact store is down: `vaebench team status` says which)"
         error = StageError(f"{problem}; outputs left as they were")
         error.__notes__ = getattr(exc, "__notes__", [])
         raise error from None
@@ -131,7 +134,7 @@ def provenance_tags(stage: str, **tags: str) -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git_dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower()
-    for var in ("DVC_EXP_NAME", "DVC_STAGE"):
+    for var in ("DVC_EXP_NAME", "DVC_STAGE", "VAEBENCH_ATTEMPT"):  # the last: `vaebench queue`'s attempt
         if os.environ.get(var):
             tags[var.lower()] = os.environ[var]
     return tags
@@ -157,6 +160,26 @@ def close_stale_runs(experiment_id: str, stage: str) -> list[str]:
             closed.append(run.info.run_id)
             print(f"marked MLflow run {run.info.run_id} FAILED: its process {tags['pid']} had died")
     return closed
+
+
+def fail_unlanded(notes: dict[str, str]) -> list[str]:
+    """Mark FAILED, with its note, each FINISHED run logged by a `vaebench queue` attempt that never
+    landed (its worker died after a stage, its push was refused): a landed experiment then has
+    exactly one FINISHED run per stage. `notes` maps an attempt (the `vaebench_attempt` tag) to
+    why it did not land; the store is the environment's, the workers' tracking server."""
+    configure_client()
+    client, marked = MlflowClient(), []
+    for attempt, note in notes.items():
+        finished = mlflow.search_runs(
+            search_all_experiments=True,
+            filter_string=f"tags.vaebench_attempt = '{attempt}' and attributes.status = 'FINISHED'",
+            output_format="list",
+        )
+        for run in finished:
+            client.set_tag(run.info.run_id, "vaebench.note", note)
+            client.set_terminated(run.info.run_id, "FAILED", end_time=run.info.end_time)
+            marked.append(run.info.run_id)
+    return marked
 
 
 @contextmanager
