@@ -135,6 +135,26 @@ def test_a_drain_beside_dvcs_own_queue_worker_is_refused_naming_it(tmp_path: Pat
     assert "DVC's own queue worker runs in this repository" in result.stderr and "`dvc queue stop`" in result.stderr
 
 
+def test_a_landed_attempts_progress_that_comes_after_its_result_marks_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Dask delivers a worker's events apart from its result: a late "pushing" of the attempt that
+    landed must not make its runs look like those of an attempt that did not."""
+    from vaebench.scaleout.drain import Collector, Drain, Options
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # any marking would say it cannot
+    entry = QueuedExperiment("a" * 40, "b" * 40, "quick")
+    drain = Drain(Options(address="tls://127.0.0.1:9"))
+    drain.collector = Collector(drain.options, {entry.stash: entry})
+    drain.landed.add("worker-1:1a2b")
+    drain._progress((0.0, {"stash": entry.stash, "state": "pushing", "on": "worker-1", "attempt": "worker-1:1a2b"}))
+    drain._not_landed(entry.stash, "did not land: the drain stopped before it was collected")
+    assert "did not land" not in capsys.readouterr().out and not drain.attempts
+    drain._progress((0.0, {"stash": entry.stash, "state": "started", "on": "worker-2", "attempt": "worker-2:3c4d"}))
+    drain._not_landed(entry.stash, "did not land: the drain stopped before it was collected")
+    assert "runs of attempts that did not land stay as they ended" in capsys.readouterr().out  # another attempt
+
+
 def test_queue_outside_a_repository_or_in_a_subfolder_finds_the_root(tmp_path: Path, dvc_project: Path) -> None:
     from vaebench.core.errors import StageError
     from vaebench.scaleout.drain import repository_root

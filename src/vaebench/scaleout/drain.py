@@ -267,6 +267,7 @@ class Drain:
         self.futures: dict = {}  # Dask future -> stash
         self.ready: list[tuple[str, str | None]] = []  # settled without running: refused, or collected
         self.attempts: dict[str, set[str]] = {}  # stash -> the attempts the workers said they started
+        self.landed: set[str] = set()  # attempts whose experiment landed: their runs are the experiment's
         self.dvc_worker_seen = False  # `dvc queue start` during the drain
         self.session = f"{time.time_ns():x}"
 
@@ -302,7 +303,7 @@ class Drain:
             unfinished = [f for f in self.futures if not f.done()]
             if unfinished:
                 self.client.cancel(unfinished, force=True)
-            for stash in list(self.attempts):
+            for stash in set(self.attempts) - set(self.collector.collected):
                 self._not_landed(stash, "did not land: the drain stopped before it was collected")
         finally:
             self.client.close()
@@ -314,7 +315,7 @@ class Drain:
 
     def _not_landed(self, stash: str, why: str, landed: str = "") -> None:
         """End FAILED the FINISHED runs of this entry's attempts other than `landed`, with `why`."""
-        attempts = self.attempts.pop(stash, set()) - {landed, ""}
+        attempts = self.attempts.pop(stash, set()) - self.landed - {landed, ""}
         if not attempts:
             return
         from vaebench.tracking.runs import fail_unlanded  # MLflow, only when an attempt did not land
@@ -344,7 +345,7 @@ class Drain:
 
     def _progress(self, event: tuple[float, dict]) -> None:
         message = event[1]
-        if message.get("attempt") and message.get("stash") in self.collector.experiments:
+        if message.get("attempt") and message.get("stash") in self.collector.experiments:  # may come after its result
             self.attempts.setdefault(message["stash"], set()).add(message["attempt"])
         e = self.collector.experiments.get(message.get("stash", ""))
         if e and message.get("state") in {"started", "running", "pushing"}:
@@ -419,6 +420,7 @@ class Drain:
         if outcome.earlier:
             self.attempts.pop(stash, None)  # which attempt pushed it is not known here: its runs stay
         else:
+            self.landed.add(outcome.attempt)
             self._not_landed(stash, f"did not land: a later attempt ({outcome.attempt}) did", landed=outcome.attempt)
         return None
 

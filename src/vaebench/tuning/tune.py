@@ -228,7 +228,9 @@ def queue_best(options: Options) -> list[str]:
     """Queue `NAME-<arch>-best-<seed>` for each architecture with a finished trial and each of
     params.yaml's compare.seeds not retrained yet: one experiment per seed, so that the workers
     share them (one experiment of three CNN trainings would keep one worker busy, the other idle)."""
-    names = []
+    from vaebench.scaleout.queue import queued_experiments
+
+    names, waiting = [], {e.name for e in queued_experiments(options.repo)}  # an interrupted --retrain's
     seeds = raw_params(options.repo)["compare"]["seeds"]
     for arch, study in trials.studies(options.repo, options.name).items():
         if not [t for t in study.trials if t.value is not None]:
@@ -238,6 +240,10 @@ def queue_best(options: Options) -> list[str]:
             experiment = trials.best_name(options.name, arch, seed)
             if trials.exp_commit(options.repo, experiment):
                 say(f"{experiment}  retrained already")
+                continue
+            if experiment in waiting:
+                say(f"{experiment}  queued by an earlier run; waiting for it")
+                names.append(experiment)
                 continue
             values = {"compare.archs": [arch], "compare.seeds": [seed], **study.user_attrs["fixed"]}
             try:
