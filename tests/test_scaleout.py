@@ -115,7 +115,7 @@ def test_a_drain_beside_dvcs_own_queue_worker_is_refused_naming_it(tmp_path: Pat
     run(tmp_path, "git", "init", "-q", "--bare", "remote.git")
     run(tmp_path, "git", "init", "-q", repo.name)
     run(repo, "dvc", "init", "-q")
-    (repo / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: sleep 60 && echo done > out\n    outs: [out]\n")
+    (repo / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: sleep 300 && echo done > out\n    outs: [out]\n")
     run(repo, "git", "add", "-A")
     run(repo, "git", *GIT_USER, "commit", "-q", "-m", "a slow stage")
     run(repo, "git", "remote", "add", "origin", str(tmp_path / "remote.git"))
@@ -129,7 +129,7 @@ def test_a_drain_beside_dvcs_own_queue_worker_is_refused_naming_it(tmp_path: Pat
         command = ["vaebench", "queue", "--dask", "tcp://127.0.0.1:9"]
         result = subprocess.run(command, cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=120)
     finally:
-        run(repo, "dvc", "queue", "kill", "slow")  # its stage's process too, not only the worker
+        subprocess.run(["dvc", "queue", "kill", "slow"], cwd=repo, env=tool_env(), capture_output=True)  # its stage too
         run(repo, "dvc", "queue", "stop", "--kill")
     assert result.returncode == 1 and result.stderr.strip().count("\n") == 0, result.stdout + result.stderr
     assert "DVC's own queue worker runs in this repository" in result.stderr and "`dvc queue stop`" in result.stderr
