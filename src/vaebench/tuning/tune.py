@@ -22,6 +22,7 @@ from vaebench.core import paths
 from vaebench.core.errors import StageError
 from vaebench.scaleout import drain
 from vaebench.scaleout.commands import CommandFailed, only_one
+from vaebench.scaleout.queue import queued_experiments
 from vaebench.tuning import trials
 from vaebench.tuning.space import check_params, load_space, readable_keys
 
@@ -228,8 +229,6 @@ def queue_best(options: Options) -> list[str]:
     """Queue `NAME-<arch>-best-<seed>` for each architecture with a finished trial and each of
     params.yaml's compare.seeds not retrained yet: one experiment per seed, so that the workers
     share them (one experiment of three CNN trainings would keep one worker busy, the other idle)."""
-    from vaebench.scaleout.queue import queued_experiments
-
     names, waiting = [], {e.name for e in queued_experiments(options.repo)}  # an interrupted --retrain's
     seeds = raw_params(options.repo)["compare"]["seeds"]
     for arch, study in trials.studies(options.repo, options.name).items():
