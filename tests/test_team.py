@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vaebench.ops.team import Stack, TeamStackError, env_lines, status
+from vaebench.ops.team import Stack, TeamStackError, env_lines, next_steps, status
 
 
 def test_stack_state_round_trips_and_is_private(tmp_path: Path) -> None:
@@ -40,6 +40,17 @@ def test_a_worker_gets_the_tracking_server_and_where_the_remote_credentials_are(
     assert "dvc remote add --local --force -d team webdav://127.0.0.1:2/vaebench" in lines
     assert stack.pg_password not in lines and stack.dav_password not in lines  # they stay in their 0600 files
     assert stack.pg_password not in stack.database_uri("mlflow")  # a command line's: libpq reads pgpass
+
+
+def test_team_up_prints_the_next_commands_and_no_password(tmp_path: Path) -> None:
+    """`team up`'s output lands in terminal scrollback and CI logs; `team env` is what `eval` reads."""
+    stack = Stack(root=tmp_path, pg_port=1, dav_port=2, mlflow_port=3)
+    printed = next_steps(stack)
+    assert "eval \"$(vaebench team env | grep '^export')\"" in printed
+    assert "dvc remote add --local --force -d team webdav://127.0.0.1:2/vaebench" in printed
+    secrets = [stack.pg_password, stack.dav_password, stack.worker_password, stack.admin_password]
+    assert not [secret for secret in secrets if secret in printed]
+    assert stack.admin_password in env_lines(stack)  # the UI's login, for whoever asks `team env`
 
 
 def test_the_workers_get_a_relative_mnist_mirror_as_an_absolute_path(tmp_path, monkeypatch) -> None:

@@ -216,7 +216,8 @@ def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         if args.action == "up":
             stack = team.up(args.root)
             print(f"team stack up in {stack.root}: PostgreSQL :{stack.pg_port}, DVC remote {stack.dvc_remote_url},"
-                  f" MLflow {stack.tracking_uri}, Dask {stack.scheduler_address}\n{team.env_lines(stack)}")  # fmt: skip
+                  f" MLflow {stack.tracking_uri}, Dask {stack.scheduler_address}")  # fmt: skip
+            print(team.next_steps(stack))
         elif args.action == "env":
             print(team.env_lines(team.Stack.load(args.root)))
         elif args.action == "status":

@@ -492,8 +492,18 @@ def purge(root: Path) -> list[str]:
     return [*deleted, f"{root}/ (logs, stack.json with its passwords)"]
 
 
+def next_steps(stack: Stack) -> str:
+    """What `team up` prints: the commands, never a password (terminals and CI logs keep output)."""
+    exports = "eval \"$(vaebench team env | grep '^export')\"   # the exports, the MLflow user's password among them"
+    ui = f"# the UI: {stack.tracking_uri} (user admin; `vaebench team env` prints its password)"
+    return f"{exports}\n{_remote_lines(stack)}\n{ui}"
+
+
 def env_lines(stack: Stack) -> str:
+    """What `team env` prints for `eval`: the exports with their secrets, and the UI's login."""
     exports = "\n".join(f"export {k}={v}" for k, v in stack.client_env().items())
-    remote = "\n".join(" ".join(c) for c in stack.dvc_remote_commands())
-    ui = f"# the UI: {stack.tracking_uri} (admin / {stack.admin_password})"
-    return f"{exports}\n# in each clone, once:\n{remote}\n{ui}"
+    return f"{exports}\n{_remote_lines(stack)}\n# the UI: {stack.tracking_uri} (admin / {stack.admin_password})"
+
+
+def _remote_lines(stack: Stack) -> str:
+    return "# in each clone, once:\n" + "\n".join(" ".join(c) for c in stack.dvc_remote_commands())
