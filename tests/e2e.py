@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
+from vaebench.core.params import with_values
+
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src", ".dvc/config", ".dvc/plots"]
 EPOCHS = 2
@@ -51,16 +53,10 @@ def commit(project: Path, message: str) -> None:
 
 
 def set_params(project: Path, overrides: dict) -> None:
+    """Set {section: {dotted key: value}} in the project's params.yaml."""
     path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        for key, value in values.items():
-            node = params[section]
-            *parents, leaf = key.split(".")
-            for parent in parents:
-                node = node[parent]
-            node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    dotted = {f"{section}.{key}": value for section, values in overrides.items() for key, value in values.items()}
+    path.write_text(yaml.safe_dump(with_values(yaml.safe_load(path.read_text()), dotted), sort_keys=False))
 
 
 def set_space(project: Path, space: dict) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaebench.core.params import Params, ParamsError, flat_params, load_params, parse_params
+from vaebench.core.params import Params, ParamsError, flat_params, flatten, load_params, parse_params, with_values
 from vaebench.models import check_model_params, config_class
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +136,24 @@ def test_flat_params_align_model_sections_across_architectures() -> None:
     assert mlp["model.latent"] == 20 and cnn["model.latent"] == 10 and cnn["seed"] == 1
     assert mlp["train.epochs"] == cnn["train.epochs"] and mlp["arch"] == "mlp"
     assert "model.mlp.latent" not in mlp and "compare.seeds" not in mlp
+
+
+def test_dotted_keys_name_params_as_dvc_sets_them_and_setting_one_copies() -> None:
+    raw = {"train": {"lr": 0.001, "schedule": "constant"}, "model": {"mlp": {"latent": 20}}, "compare": {"seeds": [0]}}
+    assert flatten(raw) == {
+        "train.lr": 0.001,
+        "train.schedule": "constant",
+        "model.mlp.latent": 20,
+        "compare.seeds": [0],
+    }
+    changed = with_values(raw, {"train.lr": 0.003, "model.mlp.latent": 2, "compare.seeds": [4]})
+    assert flatten(changed) == {
+        "train.lr": 0.003,
+        "train.schedule": "constant",
+        "model.mlp.latent": 2,
+        "compare.seeds": [4],
+    }
+    assert raw["train"]["lr"] == 0.001 and raw["model"]["mlp"]["latent"] == 20  # the original is untouched
 
 
 @pytest.mark.parametrize(

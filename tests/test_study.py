@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import shutil
 from pathlib import Path
 
 import yaml
 
+from vaebench.core.params import with_values
 from vaebench.experiments.study import Experiment, points, why_skipped
 
 PARAMS = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
@@ -17,13 +17,7 @@ METRICS = {"seeds": 3, "mlp": {"kl": {"mean": 25.0, "ci95": 0.5}}, "cnn": {"kl":
 
 
 def experiment(name: str, code: dict | None = None, metrics: dict | None = METRICS, **changes: object) -> Experiment:
-    params = copy.deepcopy(PARAMS)
-    for key, value in changes.items():
-        *parents, leaf = key.split("__")
-        node = params
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    params = with_values(PARAMS, {key.replace("__", "."): value for key, value in changes.items()})
     return Experiment(name, params, metrics, code or CODE)
 
 

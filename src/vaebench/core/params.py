@@ -11,6 +11,7 @@ neither import nor depend on the model files.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -256,14 +257,25 @@ def flat_params(params: Params, arch: str, seed: int) -> dict[str, Any]:
     """Params for MLflow, flat; the run's own model section becomes `model.*` so all runs align."""
     dumped = params.model_dump(mode="json", exclude={"compare", "tune"})
     dumped["model"] = dumped["model"][arch]
-    flat: dict[str, Any] = {"arch": arch, "seed": seed}
+    return {"arch": arch, "seed": seed, **flatten(dumped)}
 
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            flat[prefix] = node
 
-    walk("", dumped)
-    return flat
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys (`train.lr`): the names of DVC's `-S`, `dvc exp show` and MLflow."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {
+        k: v for key, child in node.items() for k, v in flatten(child, f"{prefix}.{key}" if prefix else key).items()
+    }
+
+
+def with_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the raw params with each dotted key set (`-S train.lr=0.003` as DVC applies it)."""
+    out = copy.deepcopy(raw)
+    for key, value in values.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return out

@@ -22,6 +22,8 @@ import pandas as pd
 from vaebench.core import paths
 from vaebench.core.errors import StageError
 from vaebench.core.io import atomic_path, write_text
+from vaebench.core.params import flatten
+from vaebench.experiments.commits import committed_text
 
 SWEPT = {"loss.kl_weight", "compare.seeds"}  # plus model.<arch>.latent: what a study may vary
 METRICS = ("kl", "recon", "neg_elbo", "nll_iwae", "fid")
@@ -37,14 +39,6 @@ class Experiment:
     code: dict[str, str]
     state: str = "success"  # DVC's executor state: queued, running, failed, success
     rev: str = ""  # its git commit
-
-
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    return {
-        k: v for key, child in node.items() for k, v in _flatten(child, f"{prefix}.{key}" if prefix else key).items()
-    }
 
 
 def _experiment(name: str, data: dict[str, Any], state: str | None = None, rev: str = "") -> Experiment:
@@ -74,7 +68,7 @@ def read_experiments(repo: Path = Path("."), rev: str | None = None) -> tuple[Ex
 
 
 def _fixed(params: dict[str, Any]) -> dict[str, Any]:
-    flat = _flatten(params)
+    flat = flatten(params)
     return {k: v for k, v in flat.items() if k not in SWEPT and not (k.startswith("model.") and k.endswith(".latent"))}
 
 
@@ -130,10 +124,10 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
 
 def _report_table(repo: Path, rev: str) -> pd.DataFrame:
     """An experiment's reports/compare.csv as its commit holds it (a git-tracked output)."""
-    shown = subprocess.run(["git", "show", f"{rev}:{paths.COMPARE_CSV}"], cwd=repo, capture_output=True, text=True)
-    if shown.returncode != 0:
-        raise StageError(f"no {paths.COMPARE_CSV} in commit {rev[:7]}: {shown.stderr.strip()}")
-    return pd.read_csv(io.StringIO(shown.stdout))
+    text = committed_text(repo, rev, paths.COMPARE_CSV)
+    if text is None:
+        raise StageError(f"no {paths.COMPARE_CSV} in commit {rev[:7]}: was its report stage run?")
+    return pd.read_csv(io.StringIO(text))
 
 
 def equal_latent(experiments: list[Experiment], repo: Path) -> pd.DataFrame:

@@ -13,7 +13,6 @@ checked the same way before it is queued. No stage tracks `tune`: editing it ret
 
 from __future__ import annotations
 
-import copy
 import difflib
 import math
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import yaml
 
 from vaebench.core.errors import StageError
-from vaebench.core.params import ParamsError, parse_params
+from vaebench.core.params import ParamsError, flatten, parse_params, with_values
 
 SECTION = "tune"
 SET_BY_TUNER = ("compare",)  # the trial's architecture and seed
@@ -30,26 +29,6 @@ SET_BY_TUNER = ("compare",)  # the trial's architecture and seed
 
 class SpaceError(StageError, ValueError):
     """The `tune:` section or an override cannot make a valid trial; the message names the key."""
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(node, dict) or not node:
-        return {prefix: node}
-    return {
-        k: v for key, child in node.items() for k, v in flatten(child, f"{prefix}.{key}" if prefix else key).items()
-    }
-
-
-def with_values(raw: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the raw params with each dotted key set (`-S train.lr=0.003` as DVC applies it)."""
-    out = copy.deepcopy(raw)
-    for key, value in values.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return out
 
 
 def check_params(raw: dict[str, Any], values: dict[str, Any], arch: str) -> str | None:

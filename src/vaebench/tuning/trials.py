@@ -21,6 +21,7 @@ import yaml
 
 from vaebench.core import paths
 from vaebench.core.errors import StageError
+from vaebench.experiments.commits import committed_text
 from vaebench.scaleout.commands import run_quiet
 
 JOURNALS = Path(".dvc/tmp/vaebench-tune")
@@ -143,12 +144,6 @@ def exp_commit(repo: Path, experiment: str) -> str | None:
         text=True,
     ).stdout.split()
     return listed[-1] if listed else None
-
-
-def committed_text(repo: Path, commit: str, path: Path) -> str | None:
-    """A git-tracked file as `commit` holds it, or None."""
-    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, text=True)
-    return shown.stdout if shown.returncode == 0 else None
 
 
 def committed_json(repo: Path, commit: str, path: Path) -> dict[str, Any] | None:

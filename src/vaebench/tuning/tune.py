@@ -20,6 +20,7 @@ import yaml
 
 from vaebench.core import paths
 from vaebench.core.errors import StageError
+from vaebench.core.params import with_values
 from vaebench.scaleout import drain
 from vaebench.scaleout.commands import CommandFailed, only_one
 from vaebench.scaleout.queue import queued_experiments
@@ -84,8 +85,6 @@ def check_budget(raw: dict[str, Any], options: Options) -> None:
 
 
 def trials_values(raw: dict[str, Any], options: Options, seed: int, sampled: dict | None = None) -> dict:
-    from vaebench.tuning.space import with_values
-
     values = {"compare.archs": [options.arch], "compare.seeds": [seed], **options.fixed, **(sampled or {})}
     return with_values(raw, values)
 
