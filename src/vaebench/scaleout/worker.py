@@ -93,7 +93,7 @@ class _Attempt:
         message |= {"attempt": self.outcome.attempt, **details}
         self.worker.log_event(TOPIC, message)
 
-    def step(self, name: str, *commands: list[str], cwd: Path | None = None, env: dict | None = None) -> str:
+    def step(self, name: str, *commands: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
         start, output = time.monotonic(), ""
         for command in commands:
             output += run_logged(name, command, cwd or self.root, self.log, self.cancelled, env)
