@@ -204,6 +204,59 @@ def stage_startup(stage: str) -> float:
     )
 
 
+def measure(arch: str, batch: int, data: torch.Tensor, raw: Path, repeats: int) -> dict:
+    """One row of the table: images per second of the original loop, the trainer, the compiled
+    trainer and the limit, the best of `repeats` interleaved measurements each (a shared CPU's
+    speed drifts), and what they make of the arithmetic."""
+    device = data.device
+    limit(arch, data[: batch * 20], batch, device)  # warm-up: allocator, kernels, thread pool
+    compiled = Trainer(arch, batch, device, compile=True)
+    first_compiled_epoch_s = len(data) / compiled.images_per_second(data)  # compiles every batch shape
+    best = {"original": 0.0, "trainer": 0.0, "compiled": 0.0, "limit": 0.0}
+    for _ in range(repeats):
+        best["original"] = max(best["original"], original_loop(arch, raw, batch, len(data), device))
+        best["trainer"] = max(best["trainer"], trainer(arch, data, batch, device))
+        best["compiled"] = max(best["compiled"], compiled.images_per_second(data))
+        best["limit"] = max(best["limit"], limit(arch, data, batch, device))
+    # compile time: the first compiled epoch less a steady one
+    compile_s = first_compiled_epoch_s - len(data) / best["compiled"]
+    row = {"arch": arch, "batch": batch, **best, "compile_s": compile_s}
+    row["mflop_per_image"] = flops_per_image(arch, batch, device) / 1e6
+    row["trainer_gflops"] = row["trainer"] * row["mflop_per_image"] / 1e3
+    row["limit_gflops"] = row["limit"] * row["mflop_per_image"] / 1e3
+    row["trainer/original"] = row["trainer"] / row["original"]
+    row["trainer/limit"] = row["trainer"] / row["limit"]
+    row["compiled/trainer"] = row["compiled"] / row["trainer"]
+    print(
+        f"{arch:4s} batch {batch:4d}: original {row['original']:8.0f}  trainer {row['trainer']:8.0f}"
+        f"  compiled {row['compiled']:8.0f} (+{row['compile_s']:.0f}s to compile)  limit {row['limit']:8.0f}"
+        f" img/s   trainer/original {row['trainer/original']:5.2f}  trainer/limit {row['trainer/limit']:4.2f}",
+        flush=True,
+    )
+    return row
+
+
+def print_table(results: dict) -> None:
+    """The throughput rows as docs/performance.md's table, then the start-up figures."""
+    print(f"\nmachine: {results['machine']}, torch {results['torch']}")
+    print(f"peak: {results['peak_gflops']:.0f} GFLOP/s = {results['peak_how']}")
+    print(
+        "| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit"
+        " | compiled img/s | compiled/trainer | compile s | MFLOP/img | trainer GFLOP/s | of peak |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results["throughput"]:
+        print(
+            f"| {r['arch']} | {r['batch']} | {r['original']:.0f} | {r['trainer']:.0f} | {r['limit']:.0f}"
+            f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} | {r['compiled']:.0f}"
+            f" | {r['compiled/trainer']:.2f} | {r['compile_s']:.0f} | {r['mflop_per_image']:.2f}"
+            f" | {r['trainer_gflops']:.1f} | {r['trainer_share_of_peak']:.1%} |"
+        )
+    print("stage start-up (s): " + ", ".join(f"{s} {t:.2f}" for s, t in results["stage_startup_s"].items()))
+    noop = results["noop_dvc_repro_s"]
+    print(f"no-op dvc repro: {noop:.2f} s" if noop is not None else "no-op dvc repro: skipped (no dvc.lock)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4800, help="training images per measurement")
@@ -220,35 +273,7 @@ def main() -> None:
     torch.manual_seed(0)
     data = torch.rand(args.images, 1, 28, 28, device=device)
 
-    rows = []
-    for arch in ("mlp", "cnn"):
-        for batch in (32, 128):
-            limit(arch, data[: batch * 20], batch, device)  # warm-up: allocator, kernels, thread pool
-            compiled = Trainer(arch, batch, device, compile=True)
-            first_compiled_epoch_s = len(data) / compiled.images_per_second(data)  # compiles every batch shape
-            best = {"original": 0.0, "trainer": 0.0, "compiled": 0.0, "limit": 0.0}
-            for _ in range(args.repeats):  # interleaved, best of each: a shared CPU's speed drifts
-                best["original"] = max(best["original"], original_loop(arch, raw, batch, args.images, device))
-                best["trainer"] = max(best["trainer"], trainer(arch, data, batch, device))
-                best["compiled"] = max(best["compiled"], compiled.images_per_second(data))
-                best["limit"] = max(best["limit"], limit(arch, data, batch, device))
-            # compile time: the first compiled epoch less a steady one
-            compile_s = first_compiled_epoch_s - len(data) / best["compiled"]
-            row = {"arch": arch, "batch": batch, **best, "compile_s": compile_s}
-            row["mflop_per_image"] = flops_per_image(arch, batch, device) / 1e6
-            row["trainer_gflops"] = row["trainer"] * row["mflop_per_image"] / 1e3
-            row["limit_gflops"] = row["limit"] * row["mflop_per_image"] / 1e3
-            row["trainer/original"] = row["trainer"] / row["original"]
-            row["trainer/limit"] = row["trainer"] / row["limit"]
-            row["compiled/trainer"] = row["compiled"] / row["trainer"]
-            rows.append(row)
-            print(
-                f"{arch:4s} batch {batch:4d}: original {row['original']:8.0f}  trainer {row['trainer']:8.0f}"
-                f"  compiled {row['compiled']:8.0f} (+{row['compile_s']:.0f}s to compile)  limit {row['limit']:8.0f}"
-                f" img/s   trainer/original {row['trainer/original']:5.2f}  trainer/limit {row['trainer/limit']:4.2f}",
-                flush=True,
-            )
-
+    rows = [measure(arch, batch, data, raw, args.repeats) for arch in ("mlp", "cnn") for batch in (32, 128)]
     iwae = iwae_rows(data, args.repeats)
     startup = {stage: stage_startup(stage) for stage in STAGES}
     noop = wall(["dvc", "repro"]) if Path("dvc.lock").exists() else None
@@ -263,22 +288,7 @@ def main() -> None:
     results |= {"throughput": rows, "iwae": iwae, "stage_startup_s": startup}
     results["noop_dvc_repro_s"] = noop
 
-    print(f"\nmachine: {machine}, torch {torch.__version__}")
-    print(f"peak: {peak:.0f} GFLOP/s = {peak_how}")
-    print(
-        "| arch | batch | original img/s | trainer img/s | limit img/s | trainer/original | trainer/limit"
-        " | compiled img/s | compiled/trainer | compile s | MFLOP/img | trainer GFLOP/s | of peak |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(
-            f"| {r['arch']} | {r['batch']} | {r['original']:.0f} | {r['trainer']:.0f} | {r['limit']:.0f}"
-            f" | {r['trainer/original']:.2f} | {r['trainer/limit']:.2f} | {r['compiled']:.0f}"
-            f" | {r['compiled/trainer']:.2f} | {r['compile_s']:.0f} | {r['mflop_per_image']:.2f}"
-            f" | {r['trainer_gflops']:.1f} | {r['trainer_share_of_peak']:.1%} |"
-        )
-    print("stage start-up (s): " + ", ".join(f"{s} {t:.2f}" for s, t in startup.items()))
-    print(f"no-op dvc repro: {noop:.2f} s" if noop is not None else "no-op dvc repro: skipped (no dvc.lock)")
+    print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -236,9 +236,7 @@ def team(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     run_stage(act)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="vaebench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _add_generate(commands: argparse._SubParsersAction) -> None:
     g = commands.add_parser("generate", help="decode latent codes drawn from N(mean, std^2 I)")
     g.add_argument("--model", type=Path, default=Path("models/vae/cnn-0"), help="a train stage's output folder")
     g.add_argument(
@@ -249,17 +247,26 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", type=Path, default=Path("samples.png"))
     g.set_defaults(handler=generate)
+
+
+def _add_study(commands: argparse._SubParsersAction) -> None:
     s = commands.add_parser("study", help=f"gather the DVC experiments of a sweep into {paths.STUDY}/")
     s.add_argument("--out", type=Path, default=paths.STUDY)
     s.add_argument("--no-mlflow", action="store_true", help="do not log the study as an MLflow run")
     s.add_argument("--force", action="store_true", help="replace a study in --out that has more experiments")
     s.add_argument("--rev", help="the commit the experiments were queued on, if not HEAD (`dvc exp show --rev`)")
     s.set_defaults(handler=study)
+
+
+def _add_protocol(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("protocol", help="dvc exp run with the literature's protocol (Burda et al. 2016)")
     p.add_argument("--name", default="protocol", help="the experiment's name")
     p.add_argument("--queue", action="store_true", help="queue it (`dvc queue start` runs it)")
     p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE", help="more params, or overrides")
     p.set_defaults(handler=protocol)
+
+
+def _add_queue(commands: argparse._SubParsersAction) -> None:
     q = commands.add_parser("queue", help="run every queued DVC experiment on a Dask cluster and collect them here")
     q.add_argument(
         "--dask", metavar="ADDRESS", help="the scheduler, tcp://HOST:8786 (default: $DASK_SCHEDULER_ADDRESS)"
@@ -270,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         help="what each experiment needs of a worker's --resources, e.g. GPU=1",
     )  # fmt: skip
     q.set_defaults(handler=queue)
+
+
+def _add_tune(commands: argparse._SubParsersAction) -> None:
     n = commands.add_parser(
         "tune", help="Optuna through DVC's experiment queue: N trials of one architecture, or --retrain the best"
     )
@@ -286,12 +296,18 @@ def main(argv: list[str] | None = None) -> None:
                    help="the Dask cluster (default: $DASK_SCHEDULER_ADDRESS; '' for DVC's queue here)")  # fmt: skip
     n.add_argument("--git-remote", default="origin", help="with --dask: the git remote the workers clone and push to")
     n.set_defaults(handler=tune)
+
+
+def _add_ui(commands: argparse._SubParsersAction) -> None:
     u = commands.add_parser(
         "ui", help="the MLflow UI of the store the stages write to (MLFLOW_TRACKING_URI or mlflow.db)"
     )
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--experiment", default="vaebench")
     u.set_defaults(handler=ui)
+
+
+def _add_team(commands: argparse._SubParsersAction) -> None:
     t = commands.add_parser(
         "team", help="PostgreSQL + MLflow with basic-auth + a WebDAV DVC remote + Dask over TLS, on 127.0.0.1"
     )
@@ -303,6 +319,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     t.add_argument("--root", type=Path, default=Path(".team"), help="where its data, logs and passwords live")
     t.set_defaults(handler=team)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vaebench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_generate, _add_study, _add_protocol, _add_queue, _add_tune, _add_ui, _add_team):
+        add(commands)
     args = parser.parse_args(argv)
     args.handler(args, parser)
 
