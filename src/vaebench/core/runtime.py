@@ -28,10 +28,10 @@ def keep_freed_memory() -> bool:
 
     Each IWAE chunk allocates buffers of several MB (the MLP's logits for 2,048 decodes are 6.4 MB).
     glibc serves and frees such sizes with mmap/munmap or trims them off its heap, so every chunk
-    page-faults its buffers in again: up to 3,340 minor faults per chunk for the MLP and 4,262 for
-    the CNN, none in the typical call with both thresholds raised (tests/test_runtime.py). The
-    price is that a stage keeps its peak memory until it exits. Returns False where the C library
-    has no mallopt (macOS, Windows, musl): nothing changes there.
+    page-faults its buffers in again; with both thresholds raised they come from the heap and stay
+    there for the next chunk (tests/test_runtime.py; the faults: bench/page_faults.py). The price
+    is that a stage keeps its peak memory until it exits. Returns False where the C library has no
+    mallopt (macOS, Windows, musl): nothing changes there.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
